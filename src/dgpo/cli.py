@@ -1,0 +1,87 @@
+"""The ``dgpo`` command line (typer + rich)."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dgpo.diagnostics import DEFAULT_HP_RATIOS, DEFAULT_LN_RATIOS, weight_vs_pg
+from dgpo.losses import LOSSES
+
+app = typer.Typer(
+    help="dgpo: exact clipping objectives for RLVR (GRPO, DAPO, CISPO, GPPO, CE-GPPO, ASPO, GSPO, SAPO, DGPO).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.callback()
+def main() -> None:
+    """dgpo: exact clipping objectives for RL with verifiable rewards, built around DGPO (arXiv 2603.14389)."""
+
+
+def _floats(text: str, option: str) -> list[float]:
+    try:
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError as err:
+        raise typer.BadParameter(f"{option} must be comma-separated numbers, got {text!r}") from err
+    if not values or any(not v > 0 for v in values):
+        raise typer.BadParameter(f"{option} must be positive ratios, got {text!r}")
+    return values
+
+
+def _names(text: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [n for n in names if n not in LOSSES]
+    if unknown:
+        raise typer.BadParameter(f"unknown objective(s) {', '.join(unknown)}; valid objectives: {', '.join(LOSSES)}")
+    return names
+
+
+def _cell(value: float) -> str:
+    text = f"{value:.3g}"
+    if value == 0:
+        return f"[dim]{text}[/dim]"
+    if value > 1.0 + 1e-9:
+        return f"[bold red]{text}[/bold red]"
+    return text
+
+
+@app.command()
+def weights(
+    objectives: str = typer.Option(",".join(LOSSES), help="Comma-separated objectives, default parameters."),
+    ln_ratios: str = typer.Option(
+        ",".join(map(str, DEFAULT_LN_RATIOS)), help="Ratios r = π/π_old for LN tokens (Â < 0, r < 1−ε_low)."
+    ),
+    hp_ratios: str = typer.Option(
+        ",".join(map(str, DEFAULT_HP_RATIOS)), help="Ratios for HP tokens (Â > 0, r > 1+ε_high)."
+    ),
+) -> None:
+    """Print each objective's ratio-to-PG weight w/r on LN and HP tokens.
+
+    w/r = 1 is plain policy gradient, 0 drops the token's gradient. Soft clipping (CISPO, GPPO, CE-GPPO) grows
+    without bound on LN as r → 0; DGPO decays to 0 on both sides.
+    """
+    names = _names(objectives)
+    console = Console()
+    for title, ratios, advantage in (
+        ("LN tokens (Â < 0, r < 1−ε_low): w/r", _floats(ln_ratios, "--ln-ratios"), -1.0),
+        ("HP tokens (Â > 0, r > 1+ε_high): w/r", _floats(hp_ratios, "--hp-ratios"), 1.0),
+    ):
+        table = Table(title=title)
+        table.add_column("objective", style="bold", no_wrap=True)
+        for r in ratios:
+            table.add_column(f"r={r:g}", justify="right", no_wrap=True)
+        for name in names:
+            table.add_row(name, *(_cell(v) for v in weight_vs_pg(name, ratios, advantage=advantage)))
+        console.print(table)
+    console.print(
+        "w/r = 1 is plain PG, 0 drops the token's gradient, red is amplified beyond PG.\n"
+        "LN: Â < 0 and r < 1−ε_low; HP: Â > 0 and r > 1+ε_high (defaults of each objective; pg/sapo use ε = 0.2).\n"
+        "Soft clipping keeps w constant, so w/r = (1−ε)/r diverges as r → 0; DGPO's w/r = (r/(1−ε))^n → 0."
+    )
+
+
+if __name__ == "__main__":
+    app()

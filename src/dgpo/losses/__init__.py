@@ -1,0 +1,44 @@
+"""The clipping objectives of modern RLVR, exact in value and gradient (DESIGN.md §2).
+
+    >>> from dgpo.losses import get_loss, LOSSES
+    >>> loss_fn = get_loss("dgpo", n=2, m=2, eps_low=0.2, eps_high=0.2)
+    >>> per_token_loss, metrics = loss_fn(logp, old_logp, adv, mask)  # doctest: +SKIP
+
+Every objective satisfies ``∂per_token_loss/∂logp = −adv·w`` with ``w`` its log-prob-gradient weight.
+Imports torch only.
+"""
+
+# Importing the family modules registers their objectives; this order (the paper's) is the order of LOSSES.
+# isort: off
+from dgpo.losses import ppo, soft, aspo, gspo, sapo, dgpo  # noqa: F401  (imported for registration)
+
+# isort: on
+from dgpo.losses.aspo import ASPOConfig
+from dgpo.losses.base import LOG_RATIO_CLAMP
+from dgpo.losses.config import LossConfig
+from dgpo.losses.dgpo import DGPOConfig
+from dgpo.losses.gspo import GSPOConfig
+from dgpo.losses.ppo import DAPOConfig, GRPOConfig, PGConfig
+from dgpo.losses.registry import LOSS_FUNCTIONS, LOSSES, Objective, get_loss, register
+from dgpo.losses.sapo import SAPOConfig
+from dgpo.losses.soft import CEGPPOConfig, CISPOConfig, GPPOConfig
+
+__all__ = [
+    "LOG_RATIO_CLAMP",
+    "LOSSES",
+    "LOSS_FUNCTIONS",
+    "ASPOConfig",
+    "CEGPPOConfig",
+    "CISPOConfig",
+    "DAPOConfig",
+    "DGPOConfig",
+    "GPPOConfig",
+    "GRPOConfig",
+    "GSPOConfig",
+    "LossConfig",
+    "Objective",
+    "PGConfig",
+    "SAPOConfig",
+    "get_loss",
+    "register",
+]

@@ -1,0 +1,60 @@
+"""ASPO: asymmetric importance sampling — positive-advantage tokens are weighted by the flipped ratio 1/r."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from dgpo.losses.base import Regions, assemble, prepare
+from dgpo.losses.config import LossConfig
+from dgpo.losses.registry import register
+
+
+@dataclass(frozen=True)
+class ASPOConfig(LossConfig):
+    """ASPO: hard clip on LN/HP, soft cap ``dual_clip_c`` on the flipped weight of LP and the weight of HN."""
+
+    eps_low: float = 0.2
+    eps_high: float = 0.2
+    dual_clip_c: float = 3.0
+
+    def validate(self) -> None:
+        self._check_eps_low()
+        self._check_positive("eps_high")
+        if self.dual_clip_c is None:
+            raise ValueError("ASPOConfig.dual_clip_c must be > 1 + eps_high (ASPO always caps), got None")
+        self._check_dual_clip()
+
+
+@register("aspo", ASPOConfig)
+def aspo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: ASPOConfig) -> tuple[Tensor, dict]:
+    """Asymmetric importance-sampling policy optimisation.
+
+    Weight (regions decided on r and the sign of Â):
+
+    * inside: ``w = 1/r`` for Â > 0, ``w = r`` for Â < 0;
+    * LN and HP: ``w = 0`` (hard clip);
+    * LP: ``w = min(1/r, c)``; HN: ``w = min(r, c)`` (a soft cap, not a cut to 0).
+
+    Forward value ``−Â·sg(w)·log π`` (only the gradient ``−Â·w`` is the contract).
+
+    Args:
+        logp, old_logp, mask: (B, T). adv: (B,) or (B, T). cfg: :class:`ASPOConfig`.
+
+    Returns:
+        per_token_loss (B, T), zero on padding; metrics under :data:`dgpo.metrics.OBJECTIVE_METRIC_KEYS`.
+
+    Reference: ASPO, arXiv 2510.06062.
+    """
+    x = prepare(logp, old_logp, adv, mask)
+    with torch.no_grad():
+        regions = Regions.classify(x.ratio, x.adv, cfg.eps_low, cfg.eps_high)
+        positive = x.adv >= 0
+        flipped = torch.reciprocal(x.ratio)
+        weight = torch.where(positive, flipped, x.ratio)
+        weight = torch.where(regions.lp | regions.hn, weight.clamp(max=cfg.dual_clip_c), weight)
+        weight = torch.where(regions.ln | regions.hp, torch.zeros_like(weight), weight)
+        value = -x.adv * weight * x.logp.detach()
+    return assemble(x, value, weight, regions)

@@ -1,0 +1,107 @@
+"""Plain policy gradient and hard clipping: ``pg``, ``grpo`` (PPO-clip), ``dapo`` (clip-higher)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from dgpo.losses.base import Regions, assemble, clipped_value, prepare
+from dgpo.losses.config import LossConfig
+from dgpo.losses.registry import register
+from dgpo.metrics import DIAGNOSTIC_EPS
+
+
+@dataclass(frozen=True)
+class PGConfig(LossConfig):
+    """``pg`` has no parameters."""
+
+
+@dataclass(frozen=True)
+class GRPOConfig(LossConfig):
+    """PPO/GRPO clipping. ``dual_clip_c`` None disables dual-clip."""
+
+    eps_low: float = 0.2
+    eps_high: float = 0.2
+    dual_clip_c: float | None = None
+
+    def validate(self) -> None:
+        self._check_eps_low()
+        self._check_positive("eps_high")
+        self._check_dual_clip()
+
+
+@dataclass(frozen=True)
+class DAPOConfig(GRPOConfig):
+    """DAPO's clip-higher: ``grpo`` with a wider upper bound (the objective, not TRL's ``loss_type="dapo"``)."""
+
+    eps_high: float = 0.28
+
+
+@register("pg", PGConfig)
+def pg_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: PGConfig) -> tuple[Tensor, dict]:
+    """Importance-weighted policy gradient, no clipping.
+
+    Formula: ``loss = −Â·r`` with ``r = π_θ/π_old``; weight ``w = r`` everywhere.
+
+    Args:
+        logp, old_logp, mask: (B, T). adv: (B,) or (B, T).
+
+    Returns:
+        per_token_loss (B, T), zero on padding; metrics under :data:`dgpo.metrics.OBJECTIVE_METRIC_KEYS`
+        (regions labelled with the diagnostic band ε = 0.2, since ``pg`` has no trust region).
+
+    Reference: Williams 1992 (REINFORCE); the off-policy ratio form as in PPO, arXiv 1707.06347.
+    """
+    x = prepare(logp, old_logp, adv, mask)
+    with torch.no_grad():
+        weight = x.ratio
+        value = -x.adv * x.ratio
+        regions = Regions.classify(x.ratio, x.adv, DIAGNOSTIC_EPS, DIAGNOSTIC_EPS)
+    return assemble(x, value, weight, regions)
+
+
+def _hard_clip(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: GRPOConfig) -> tuple[Tensor, dict]:
+    x = prepare(logp, old_logp, adv, mask)
+    with torch.no_grad():
+        regions = Regions.classify(x.ratio, x.adv, cfg.eps_low, cfg.eps_high)
+        # Hard clipping: the clipped branch of the min is a constant, so LN/HP tokens get no gradient at all.
+        clipped = regions.ln | regions.hp
+        if cfg.dual_clip_c is not None:
+            clipped = clipped | ((x.adv < 0) & (x.ratio > cfg.dual_clip_c))
+        weight = torch.where(clipped, torch.zeros_like(x.ratio), x.ratio)
+        value = clipped_value(x.ratio, x.adv, cfg.eps_low, cfg.eps_high, cfg.dual_clip_c)
+    return assemble(x, value, weight, regions)
+
+
+@register("grpo", GRPOConfig)
+def grpo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: GRPOConfig) -> tuple[Tensor, dict]:
+    """PPO-clip as used by GRPO, with optional dual-clip.
+
+    Formula: ``loss = −min(r·Â, clip(r, 1−ε_low, 1+ε_high)·Â)``; with dual-clip, for Â < 0,
+    ``loss = min(that, −c·Â)``. Weight: ``w = r`` inside and on LP/HN, ``w = 0`` on LN and HP
+    (and on HN where ``r > c``).
+
+    Args:
+        logp, old_logp, mask: (B, T). adv: (B,) or (B, T). cfg: :class:`GRPOConfig`.
+
+    Returns:
+        per_token_loss (B, T), zero on padding; metrics under :data:`dgpo.metrics.OBJECTIVE_METRIC_KEYS`.
+
+    Reference: PPO, Schulman et al. 2017, arXiv 1707.06347; GRPO, Shao et al. 2024, arXiv 2402.03300;
+    dual-clip, Ye et al. 2020, arXiv 1912.09729.
+    """
+    return _hard_clip(logp, old_logp, adv, mask, cfg)
+
+
+@register("dapo", DAPOConfig)
+def dapo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: DAPOConfig) -> tuple[Tensor, dict]:
+    """DAPO's clip-higher objective: :func:`grpo_loss` with ``eps_high = 0.28`` by default.
+
+    Formula and weights as ``grpo``. DAPO's token-level aggregation is chosen separately
+    (``token-mean`` in :mod:`dgpo.aggregation`).
+
+    Reference: DAPO, Yu et al. 2025, arXiv 2503.14476.
+    """
+    return _hard_clip(logp, old_logp, adv, mask, cfg)

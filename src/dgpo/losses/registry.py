@@ -1,0 +1,73 @@
+"""The objective registry: a plain dict from name to config dataclass, and :func:`get_loss`.
+
+>>> from dgpo.losses import get_loss
+>>> loss_fn = get_loss("dgpo", n=2, m=2)
+>>> per_token_loss, metrics = loss_fn(logp, old_logp, adv, mask)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from torch import Tensor
+
+from dgpo.losses.config import LossConfig, parameter_names
+
+
+class LossFunction(Protocol):
+    def __call__(
+        self, logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: LossConfig
+    ) -> tuple[Tensor, dict[str, Tensor]]: ...
+
+
+#: name -> config dataclass of that objective (its defaults and valid parameters).
+LOSSES: dict[str, type[LossConfig]] = {}
+#: name -> pure loss function ``fn(logp, old_logp, adv, mask, cfg) -> (per_token_loss, metrics)``.
+LOSS_FUNCTIONS: dict[str, LossFunction] = {}
+
+
+def register(name: str, config_cls: type[LossConfig]) -> Callable[[LossFunction], LossFunction]:
+    """Decorator registering ``fn`` under ``name`` with its config dataclass; a duplicate name raises."""
+
+    def decorator(fn: LossFunction) -> LossFunction:
+        if name in LOSSES:
+            raise ValueError(f"objective {name!r} is already registered")
+        LOSSES[name] = config_cls
+        LOSS_FUNCTIONS[name] = fn
+        return fn
+
+    return decorator
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A configured objective: call it as ``objective(logp, old_logp, adv, mask)``."""
+
+    name: str
+    config: LossConfig
+    fn: LossFunction
+
+    def __call__(self, logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        return self.fn(logp, old_logp, adv, mask, self.config)
+
+
+def get_loss(name: str, **params: float | None) -> Objective:
+    """Return the objective ``name`` configured with ``params`` (unset parameters keep their defaults).
+
+    Raises:
+        ValueError: unknown name (lists the valid ones), unknown parameter (lists the objective's parameters),
+            or a value outside its range (names the field and the range).
+    """
+    if name not in LOSSES:
+        raise ValueError(f"unknown objective {name!r}; valid objectives: {', '.join(LOSSES)}")
+    config_cls = LOSSES[name]
+    valid = parameter_names(config_cls)
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        raise ValueError(
+            f"unknown parameter(s) {', '.join(unknown)} for objective {name!r}; "
+            f"valid parameters: {', '.join(valid) or '(none)'}"
+        )
+    return Objective(name=name, config=config_cls(**params), fn=LOSS_FUNCTIONS[name])

@@ -1,0 +1,51 @@
+"""SAPO: a smooth, temperature-controlled sigmoid gate instead of a hard clip."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from dgpo.losses.base import Regions, assemble, prepare
+from dgpo.losses.config import LossConfig
+from dgpo.losses.registry import register
+from dgpo.metrics import DIAGNOSTIC_EPS
+
+
+@dataclass(frozen=True)
+class SAPOConfig(LossConfig):
+    """SAPO temperatures; negative-advantage tokens use a slightly sharper gate (tau_neg > tau_pos)."""
+
+    tau_pos: float = 1.0
+    tau_neg: float = 1.05
+
+    def validate(self) -> None:
+        self._check_positive("tau_pos", "tau_neg")
+
+
+@register("sapo", SAPOConfig)
+def sapo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: SAPOConfig) -> tuple[Tensor, dict]:
+    """Soft adaptive policy optimisation.
+
+    Formula: ``σ = sigmoid(τ·(r − 1))`` with ``τ = tau_pos`` for Â > 0 and ``tau_neg`` for Â < 0;
+    ``loss = −(4/τ)·σ·Â``, so ``w = 4σ(1−σ)·r`` (equal to r at r = 1, decaying smoothly on both sides).
+
+    Args:
+        logp, old_logp, mask: (B, T). adv: (B,) or (B, T). cfg: :class:`SAPOConfig`.
+
+    Returns:
+        per_token_loss (B, T), zero on padding; metrics under :data:`dgpo.metrics.OBJECTIVE_METRIC_KEYS`
+        (regions labelled with the diagnostic band ε = 0.2, since SAPO has no trust region).
+
+    Reference: SAPO, Gao et al. 2025, arXiv 2511.20347.
+    """
+    x = prepare(logp, old_logp, adv, mask)
+    with torch.no_grad():
+        # Full-precision tensors: torch.where on two Python floats would round τ to float32.
+        tau = torch.where(x.adv > 0, torch.full_like(x.ratio, cfg.tau_pos), torch.full_like(x.ratio, cfg.tau_neg))
+        gate = torch.sigmoid(tau * (x.ratio - 1.0))
+        weight = 4.0 * gate * (1.0 - gate) * x.ratio
+        value = -(4.0 / tau) * gate * x.adv
+        regions = Regions.classify(x.ratio, x.adv, DIAGNOSTIC_EPS, DIAGNOSTIC_EPS)
+    return assemble(x, value, weight, regions)

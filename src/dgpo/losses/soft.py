@@ -1,0 +1,135 @@
+"""Soft clipping that keeps a constant coefficient on ∇log π: ``cispo``, ``gppo``, ``ce_gppo``.
+
+These keep the clipped tokens' gradient, but as ``W = const/π`` in probability-gradient form, which grows
+without bound as π → 0 on the left boundary (LN) — the divergence DGPO removes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from dgpo.losses.base import Regions, assemble, clipped_value, prepare
+from dgpo.losses.config import LossConfig
+from dgpo.losses.registry import register
+
+
+@dataclass(frozen=True)
+class CISPOConfig(LossConfig):
+    """CISPO clips the importance weight itself. ``eps_low >= 1`` means no lower bound; ``eps_high`` may exceed 1
+    (MiniMax-M1's cap of 5 on r is ``eps_high = 4``)."""
+
+    eps_low: float = 0.2
+    eps_high: float = 0.2
+
+    def validate(self) -> None:
+        self._check_positive("eps_low", "eps_high")
+
+
+@dataclass(frozen=True)
+class GPPOConfig(LossConfig):
+    """GPPO: gradient-preserving clipping with dual-clip on HN."""
+
+    eps_low: float = 0.2
+    eps_high: float = 0.28
+    dual_clip_c: float | None = 10.0
+
+    def validate(self) -> None:
+        self._check_eps_low()
+        self._check_positive("eps_high")
+        self._check_dual_clip()
+
+
+@dataclass(frozen=True)
+class CEGPPOConfig(LossConfig):
+    """CE-GPPO: GPPO with the LN and HP gradients scaled by ``beta1`` and ``beta2``."""
+
+    eps_low: float = 0.2
+    eps_high: float = 0.2
+    beta1: float = 0.5
+    beta2: float = 1.0
+    dual_clip_c: float | None = 10.0
+
+    def validate(self) -> None:
+        self._check_eps_low()
+        self._check_positive("eps_high", "beta1", "beta2")
+        self._check_dual_clip()
+
+
+@register("cispo", CISPOConfig)
+def cispo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: CISPOConfig) -> tuple[Tensor, dict]:
+    """Clipped IS-weight policy optimisation: every token keeps a gradient, with a clipped, detached weight.
+
+    Formula: ``loss = −sg(clip(r, 1−ε_low, 1+ε_high))·Â·log π``; weight ``w = clip(r)`` on every token,
+    whatever the sign of Â (so ``w/r = (1−ε_low)/r → ∞`` on LN as r → 0).
+
+    Args:
+        logp, old_logp, mask: (B, T). adv: (B,) or (B, T). cfg: :class:`CISPOConfig`.
+
+    Returns:
+        per_token_loss (B, T), zero on padding; metrics under :data:`dgpo.metrics.OBJECTIVE_METRIC_KEYS`.
+
+    Reference: MiniMax-M1, MiniMax 2025, arXiv 2506.13585.
+    """
+    x = prepare(logp, old_logp, adv, mask)
+    with torch.no_grad():
+        # eps_low >= 1 puts the lower bound at or below 0, i.e. no lower bound for a positive ratio.
+        lower = 1.0 - cfg.eps_low if cfg.eps_low < 1 else None
+        weight = x.ratio.clamp(lower, 1.0 + cfg.eps_high)
+        value = -weight * x.adv * x.logp.detach()
+        regions = Regions.classify(x.ratio, x.adv, cfg.eps_low, cfg.eps_high)
+    return assemble(x, value, weight, regions)
+
+
+def _gradient_preserving(
+    x, cfg: GPPOConfig | CEGPPOConfig, ln_scale: float, hp_scale: float
+) -> tuple[Tensor, dict[str, Tensor]]:
+    with torch.no_grad():
+        regions = Regions.classify(x.ratio, x.adv, cfg.eps_low, cfg.eps_high)
+        ln_weight = ln_scale * (1.0 - cfg.eps_low)
+        hp_weight = hp_scale * (1.0 + cfg.eps_high)
+        weight = torch.where(regions.ln, ln_weight, torch.where(regions.hp, hp_weight, x.ratio))
+        value = clipped_value(x.ratio, x.adv, cfg.eps_low, cfg.eps_high, cfg.dual_clip_c)
+        # On LN/HP the forward value is the clipped one, −Â·(1∓ε), scaled like its gradient.
+        value = torch.where(regions.ln, -x.adv * ln_weight, torch.where(regions.hp, -x.adv * hp_weight, value))
+        if cfg.dual_clip_c is not None:
+            weight = torch.where((x.adv < 0) & (x.ratio > cfg.dual_clip_c), torch.zeros_like(weight), weight)
+    return assemble(x, value, weight, regions)
+
+
+@register("gppo", GPPOConfig)
+def gppo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: GPPOConfig) -> tuple[Tensor, dict]:
+    """Gradient-preserving PPO: clipped tokens keep a bounded gradient through ``r/sg(r)``.
+
+    Formula: forward value as ``grpo`` with dual-clip ``c``; weight ``w = r`` inside and on LP/HN,
+    ``w = 1−ε_low`` on LN, ``w = 1+ε_high`` on HP, ``w = 0`` on HN where ``r > c``.
+
+    Args:
+        logp, old_logp, mask: (B, T). adv: (B,) or (B, T). cfg: :class:`GPPOConfig`.
+
+    Returns:
+        per_token_loss (B, T), zero on padding; metrics under :data:`dgpo.metrics.OBJECTIVE_METRIC_KEYS`.
+
+    Reference: Klear-Reasoner (GPPO), Su et al. 2025, arXiv 2508.07629.
+    """
+    return _gradient_preserving(prepare(logp, old_logp, adv, mask), cfg, 1.0, 1.0)
+
+
+@register("ce_gppo", CEGPPOConfig)
+def ce_gppo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: CEGPPOConfig) -> tuple[Tensor, dict]:
+    """CE-GPPO: GPPO with separate scales on the two clipped boundaries, to steer entropy.
+
+    Formula: as ``gppo``, with ``w = β1·(1−ε_low)`` on LN and ``w = β2·(1+ε_high)`` on HP; the forward values
+    there are ``−Â·β1·(1−ε_low)`` and ``−Â·β2·(1+ε_high)``.
+
+    Args:
+        logp, old_logp, mask: (B, T). adv: (B,) or (B, T). cfg: :class:`CEGPPOConfig`.
+
+    Returns:
+        per_token_loss (B, T), zero on padding; metrics under :data:`dgpo.metrics.OBJECTIVE_METRIC_KEYS`.
+
+    Reference: CE-GPPO, Su et al. 2025, arXiv 2509.20712.
+    """
+    return _gradient_preserving(prepare(logp, old_logp, adv, mask), cfg, cfg.beta1, cfg.beta2)

@@ -1,0 +1,146 @@
+"""Bad and extreme inputs: clear errors, no NaN, dtype handling, the ±20 log-ratio clamp."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from dgpo.losses import LOSSES, get_loss
+from dgpo.metrics import OBJECTIVE_METRIC_KEYS
+from table import table_weight
+
+ALL = list(LOSSES)
+
+
+def batch(dtype=torch.float64, b=3, t=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    logp = -torch.rand(b, t, generator=g, dtype=torch.float64) * 3
+    old = logp + 0.3 * torch.randn(b, t, generator=g, dtype=torch.float64)
+    adv = torch.randn(b, generator=g, dtype=torch.float64)
+    return logp.to(dtype), old.to(dtype), adv.to(dtype), torch.ones(b, t)
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_extreme_log_probs_are_finite_and_use_the_clamped_ratio(name, dtype):
+    # logp down to −1e4 and log-ratios of ±1e3: the ratio is exp(±20) and the weight is taken there.
+    logp = torch.tensor([[-1e4, -1e4, -5.0, -1e4], [-3.0, -1e4, -1e3, -0.5]], dtype=dtype)
+    old = torch.tensor([[-1e4 + 1e3, -1e4 - 1e3, -5.0 - 1e3, -1e4], [-3.0 + 1e3, -9e3, -1.0, -2.0]], dtype=dtype)
+    adv = torch.tensor([-1.5, 2.0], dtype=dtype)
+    logp.requires_grad_(True)
+    loss, metrics = get_loss(name)(logp, old, adv, torch.ones(2, 4))
+    (grad,) = torch.autograd.grad(loss.sum(), logp)
+    assert loss.dtype == torch.float32 and grad.dtype == dtype
+    assert torch.isfinite(loss).all() and torch.isfinite(grad).all()
+    assert all(torch.isfinite(v) for v in metrics.values())
+    if name != "gspo":
+        log_r = (logp.detach().double() - old.double()).clamp(-20.0, 20.0)  # DESIGN.md: clamp log r to ±20
+        adv_t = adv.double().unsqueeze(1).expand(2, 4)
+        expected = (-adv_t * table_weight(name, torch.exp(log_r), adv_t)).to(dtype)
+        torch.testing.assert_close(grad, expected, rtol=1e-5 if dtype == torch.float32 else 1e-2, atol=1e-30)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_bf16_inputs_are_upcast_and_float64_stays_float64(name):
+    logp, old, adv, mask = batch(torch.float64)
+    loss64, _ = get_loss(name)(logp, old, adv, mask)
+    assert loss64.dtype == torch.float64
+    loss_bf16, _ = get_loss(name)(logp.bfloat16(), old.bfloat16(), adv.bfloat16(), mask)
+    assert loss_bf16.dtype == torch.float32
+    # bf16 has ~3 significant digits; the upcast loss must agree with float64 at that level.
+    torch.testing.assert_close(loss_bf16.double(), loss64, rtol=0.05, atol=0.05)
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("field", ["logp", "old_logp", "adv"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_nan_or_inf_on_active_tokens_raises(name, field, bad):
+    logp, old, adv, mask = batch()
+    tensors = {"logp": logp, "old_logp": old, "adv": adv}
+    tensors[field] = tensors[field].clone()
+    tensors[field].view(-1)[1] = bad
+    with pytest.raises(ValueError, match=rf"{field} holds NaN or Inf"):
+        get_loss(name)(tensors["logp"], tensors["old_logp"], tensors["adv"], mask)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_all_zero_mask_gives_zero_loss_and_gradient(name):
+    logp, old, adv, _ = batch()
+    logp.requires_grad_(True)
+    loss, metrics = get_loss(name)(logp, old, adv, torch.zeros(3, 4))
+    (grad,) = torch.autograd.grad(loss.sum(), logp)
+    assert torch.equal(loss, torch.zeros_like(loss)) and torch.equal(grad, torch.zeros_like(grad))
+    assert set(metrics) == set(OBJECTIVE_METRIC_KEYS)
+    assert all(v.item() == 0.0 for v in metrics.values())
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_metrics_are_detached_scalars_with_the_documented_keys(name):
+    logp, old, adv, mask = batch()
+    logp.requires_grad_(True)
+    _, metrics = get_loss(name)(logp, old, adv, mask)
+    assert tuple(metrics) == OBJECTIVE_METRIC_KEYS or set(metrics) == set(OBJECTIVE_METRIC_KEYS)
+    for key, value in metrics.items():
+        assert value.dim() == 0 and not value.requires_grad, key
+    fractions = sum(metrics[k].item() for k in ("region/inside", "region/ln", "region/hp", "region/lp", "region/hn"))
+    assert fractions == pytest.approx(1.0, abs=1e-12)
+
+
+def test_metrics_hand_computed_for_dgpo():
+    # Four tokens, old_logp = 0: r = 0.5 (LN, Â=−1), 1.0 (inside), 2.0 (HP, Â=+1), 0.25 (LN, Â=−1); last one padded.
+    logp = torch.tensor([[math.log(0.5), 0.0], [math.log(2.0), math.log(0.25)]], dtype=torch.float64)
+    adv = torch.tensor([[-1.0, 1.0], [1.0, -1.0]], dtype=torch.float64)
+    mask = torch.tensor([[1, 1], [1, 0]])
+    _, m = get_loss("dgpo")(logp, torch.zeros_like(logp), adv, mask)
+    # active: r = 0.5, 1, 2 → mean 3.5/3, max 2
+    assert m["ratio/mean"].item() == pytest.approx(3.5 / 3, rel=1e-12)
+    assert m["ratio/max"].item() == pytest.approx(2.0, rel=1e-12)
+    # w/r: LN 0.5/0.8 = 0.625; inside 1; HP sqrt(1.2·2)/2 = 0.7745967
+    vs_pg = [0.625, 1.0, math.sqrt(2.4) / 2]
+    assert m["weight/vs_pg_mean"].item() == pytest.approx(sum(vs_pg) / 3, rel=1e-12)
+    assert m["weight/vs_pg_max"].item() == pytest.approx(1.0, rel=1e-12)
+    assert m["weight/ln_vs_pg_max"].item() == pytest.approx(0.625, rel=1e-12)
+    assert [m[f"region/{k}"].item() for k in ("inside", "ln", "hp", "lp", "hn")] == pytest.approx(
+        [1 / 3, 1 / 3, 1 / 3, 0, 0]
+    )
+
+
+@pytest.mark.parametrize(
+    ("shapes", "message"),
+    [
+        ({"old_logp": (3, 5)}, r"old_logp shape \(3, 5\) does not match logp shape \(3, 4\)"),
+        ({"mask": (2, 4)}, r"mask shape \(2, 4\) does not match logp shape \(3, 4\)"),
+        ({"adv": (4,)}, r"adv shape \(4,\) does not match logp shape \(3, 4\)"),
+        ({"logp": (12,), "old_logp": (12,), "mask": (12,)}, r"logp must have shape \(B, T\), got \(12,\)"),
+    ],
+)
+def test_shape_mismatch_names_both_shapes(shapes, message):
+    sizes = {"logp": (3, 4), "old_logp": (3, 4), "adv": (3,), "mask": (3, 4), **shapes}
+    tensors = {k: -torch.rand(*v, dtype=torch.float64) for k, v in sizes.items()}
+    tensors["mask"] = torch.ones(*sizes["mask"])
+    with pytest.raises(ValueError, match=message):
+        get_loss("dgpo")(tensors["logp"], tensors["old_logp"], tensors["adv"], tensors["mask"])
+
+
+def test_non_binary_mask_and_non_tensor_inputs_raise():
+    logp, old, adv, mask = batch()
+    with pytest.raises(ValueError, match="mask must hold only 0 and 1"):
+        get_loss("grpo")(logp, old, adv, mask * 2)
+    with pytest.raises(TypeError, match=r"adv must be a torch\.Tensor"):
+        get_loss("grpo")(logp, old, [1.0, 2.0, 3.0], mask)
+    with pytest.raises(TypeError, match="floating point"):
+        get_loss("grpo")(logp.long(), old, adv, mask)
+
+
+def test_nan_on_padding_is_ignored():
+    logp, old, adv, mask = batch()
+    logp[0, 3] = float("nan")
+    old[1, 2] = float("-inf")
+    mask[0, 3] = 0
+    mask[1, 2] = 0
+    loss, _ = get_loss("cispo")(logp.requires_grad_(True), old, adv, mask)
+    (grad,) = torch.autograd.grad(loss.sum(), logp)
+    assert torch.isfinite(loss).all() and torch.isfinite(grad).all()
+    assert loss[0, 3] == 0 and grad[0, 3] == 0 and grad[1, 2] == 0
