@@ -196,15 +196,12 @@ def objective_metrics(inputs: TokenInputs, weight: Tensor, regions: Regions, reg
     mask = inputs.mask
     # Ratio-to-PG w/r: plain PG has w = r, so this is the one number that compares objectives.
     vs_pg = weight / inputs.ratio
-    metrics = {
-        RATIO_MEAN: masked_mean(region_ratio, mask),
-        RATIO_MAX: masked_max(region_ratio, mask),
-        WEIGHT_VS_PG_MEAN: masked_mean(vs_pg, mask),
-        WEIGHT_VS_PG_MAX: masked_max(vs_pg, mask),
-        WEIGHT_LN_VS_PG_MAX: masked_max(vs_pg, mask & regions.ln),
-    }
+    metrics = {RATIO_MEAN: masked_mean(region_ratio, mask), RATIO_MAX: masked_max(region_ratio, mask)}
     for key, selected in zip(
         REGION_KEYS, (regions.inside, regions.ln, regions.hp, regions.lp, regions.hn), strict=True
     ):
         metrics[key] = masked_fraction(selected, mask, vs_pg.dtype)
+    metrics[WEIGHT_VS_PG_MEAN] = masked_mean(vs_pg, mask)
+    metrics[WEIGHT_VS_PG_MAX] = masked_max(vs_pg, mask)
+    metrics[WEIGHT_LN_VS_PG_MAX] = masked_max(vs_pg, mask & regions.ln)
     return metrics

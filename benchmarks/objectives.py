@@ -1,0 +1,97 @@
+"""Objective cost: forward+backward time and autograd-saved memory of every objective, as ratios against two
+baselines measured in the same run:
+
+* ``trl_grpo``: TRL 1.16's GRPO per-token formula (exp, clamp, min; token-mean; no metrics);
+* ``dgpo_ref``: the DGPO reference surrogate (per-region ``exp`` of mixed detached log-probs, as the official code).
+
+Every dgpo objective is timed *with* its metrics and input checks, aggregated with token-mean.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from dgpo.aggregation import aggregate
+from dgpo.losses import LOSSES, get_loss
+
+
+def trl_grpo(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, eps: float = 0.2) -> Tensor:
+    coef_1 = torch.exp(logp - old_logp)
+    coef_2 = torch.clamp(coef_1, 1 - eps, 1 + eps)
+    per_token = -torch.min(coef_1 * adv.unsqueeze(1), coef_2 * adv.unsqueeze(1))
+    return (per_token * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def dgpo_ref(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, n=1.0, m=2.0, el=0.2, eh=0.2) -> Tensor:
+    a = adv.unsqueeze(1)
+    ratio = torch.exp(logp - old_logp)
+    ln = (a < 0) & (ratio.detach() < 1 - el)
+    hp = (a > 0) & (ratio.detach() > 1 + eh)
+    ln_s = torch.exp(logp + n * logp.detach() - (n + 1) * old_logp) / (1 - el) ** n
+    hp_s = (1 + eh) ** (1 / m) * torch.exp(logp - logp.detach() / m - (1 - 1 / m) * old_logp)
+    per_token = -a * torch.where(ln, ln_s, torch.where(hp, hp_s, ratio))
+    return (per_token * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def objective_step(name: str) -> Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]:
+    fn = get_loss(name)
+
+    def step(logp, old_logp, adv, mask):
+        per_token, _metrics = fn(logp, old_logp, adv, mask)
+        return aggregate(per_token, mask, "token-mean")
+
+    return step
+
+
+def make_batch(batch: int, tokens: int, dtype: torch.dtype, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    old = -torch.rand(batch, tokens, generator=g) * 4
+    logp = (old + 0.3 * torch.randn(batch, tokens, generator=g)).clamp(max=0.0)
+    adv = torch.randn(batch, generator=g)
+    mask = (torch.rand(batch, tokens, generator=g) > 0.1).float()
+    return logp.to(dtype), old.to(dtype), adv.to(dtype), mask.to(dtype)
+
+
+def saved_bytes(step, logp, old, adv, mask) -> int:
+    """Bytes of the distinct tensors autograd saves for backward (counted with saved_tensors_hooks)."""
+    seen: dict[tuple[int, int], int] = {}
+
+    def pack(t: Tensor):
+        seen[(t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())] = t.untyped_storage().nbytes()
+        return t
+
+    leaf = logp.detach().requires_grad_(True)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        step(leaf, old, adv, mask)
+    return sum(seen.values())
+
+
+def time_step(step, logp, old, adv, mask, repeats: int) -> float:
+    """Median seconds of one forward + backward."""
+    times = []
+    for i in range(repeats + 2):
+        leaf = logp.detach().requires_grad_(True)
+        start = time.perf_counter()
+        step(leaf, old, adv, mask).backward()
+        if i >= 2:  # two warm-up runs
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def run(batch: int, tokens: int, dtype: torch.dtype, repeats: int) -> list[dict]:
+    data = make_batch(batch, tokens, dtype)
+    steps = {"trl_grpo": trl_grpo, "dgpo_ref": dgpo_ref, **{name: objective_step(name) for name in LOSSES}}
+    rows = []
+    for name, step in steps.items():
+        rows.append({"name": name, "seconds": time_step(step, *data, repeats), "saved_bytes": saved_bytes(step, *data)})
+    base, ref = rows[0], rows[1]
+    for row in rows:
+        row["vs_trl_grpo"] = row["seconds"] / base["seconds"]
+        row["vs_dgpo_ref"] = row["seconds"] / ref["seconds"]
+        row["saved_vs_trl_grpo"] = row["saved_bytes"] / base["saved_bytes"]
+    return rows
