@@ -21,11 +21,9 @@ class ASPOConfig(LossConfig):
     dual_clip_c: float = 3.0
 
     def validate(self) -> None:
-        self._check_eps_low()
-        self._check_positive("eps_high")
         if self.dual_clip_c is None:
             raise ValueError("ASPOConfig.dual_clip_c must be > 1 + eps_high (ASPO always caps), got None")
-        self._check_dual_clip()
+        self._check_trust_region()
 
 
 @register("aspo", ASPOConfig)

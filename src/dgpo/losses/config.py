@@ -41,6 +41,13 @@ class LossConfig:
         if not 0 < self.eps_low < 1:
             self._fail("eps_low", "in (0, 1)")
 
+    def _check_trust_region(self) -> None:
+        """The common clipping ranges: eps_low in (0, 1), eps_high > 0, and dual_clip_c when the config has one."""
+        self._check_eps_low()
+        self._check_positive("eps_high")
+        if hasattr(self, "dual_clip_c"):
+            self._check_dual_clip()
+
     def _check_dual_clip(self) -> None:
         # Dual-clip must sit above the upper trust-region bound, otherwise it would cut inside the region.
         c = self.dual_clip_c

@@ -26,8 +26,7 @@ class DGPOConfig(LossConfig):
 
     def validate(self) -> None:
         self._check_positive("n", "m")
-        self._check_eps_low()
-        self._check_positive("eps_high")
+        self._check_trust_region()
 
 
 @register("dgpo", DGPOConfig)

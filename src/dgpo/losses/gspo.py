@@ -20,8 +20,7 @@ class GSPOConfig(LossConfig):
     eps_high: float = 4e-4
 
     def validate(self) -> None:
-        self._check_eps_low()
-        self._check_positive("eps_high")
+        self._check_trust_region()
 
 
 @register("gspo", GSPOConfig)

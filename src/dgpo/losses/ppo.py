@@ -27,9 +27,7 @@ class GRPOConfig(LossConfig):
     dual_clip_c: float | None = None
 
     def validate(self) -> None:
-        self._check_eps_low()
-        self._check_positive("eps_high")
-        self._check_dual_clip()
+        self._check_trust_region()
 
 
 @dataclass(frozen=True)

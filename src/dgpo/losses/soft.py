@@ -37,9 +37,7 @@ class GPPOConfig(LossConfig):
     dual_clip_c: float | None = 10.0
 
     def validate(self) -> None:
-        self._check_eps_low()
-        self._check_positive("eps_high")
-        self._check_dual_clip()
+        self._check_trust_region()
 
 
 @dataclass(frozen=True)
@@ -53,9 +51,8 @@ class CEGPPOConfig(LossConfig):
     dual_clip_c: float | None = 10.0
 
     def validate(self) -> None:
-        self._check_eps_low()
-        self._check_positive("eps_high", "beta1", "beta2")
-        self._check_dual_clip()
+        self._check_trust_region()
+        self._check_positive("beta1", "beta2")
 
 
 @register("cispo", CISPOConfig)
