@@ -10,7 +10,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 TORCH_VERSION := 2.13.0
-EXTRAS := dev,plot
+EXTRAS := dev,plot,eval,trl
 STAMP := $(VENV)/.dgpo-installed
 
 # Offline by design: nothing in the tests or the demo may reach a hub.

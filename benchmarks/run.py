@@ -18,6 +18,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from objectives import run as run_objectives
+from verifier import run as run_verifier
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
@@ -28,6 +29,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=1024, help="tokens T (issue 8's full size is 8192)")
     parser.add_argument("--dtypes", default="float32,bfloat16", help="comma-separated: float32, bfloat16")
     parser.add_argument("--repeats", type=int, default=15, help="timed repeats (median reported)")
+    parser.add_argument("--only", choices=["objectives", "verifier"], help="run one benchmark group")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "latest.json")
     args = parser.parse_args()
 
@@ -35,7 +37,10 @@ def main() -> None:
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
     console.print(f"[bold]dgpo benchmarks[/bold] on {machine}, {torch.get_num_threads()} threads")
     results = {"machine": machine, "objectives": {}}
-    for dtype_name in args.dtypes.split(","):
+    if args.only != "objectives":
+        results["verifier"] = verifier = run_verifier()
+        print_verifier(console, verifier)
+    for dtype_name in [] if args.only == "verifier" else args.dtypes.split(","):
         rows = run_objectives(args.batch, args.tokens, DTYPES[dtype_name], args.repeats)
         results["objectives"][dtype_name] = rows
         table = Table(title=f"Objective fwd+bwd, (B, T) = ({args.batch}, {args.tokens}), {dtype_name}, CPU")
@@ -54,8 +59,24 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     markdown = args.out.with_suffix(".md")
-    markdown.write_text(to_markdown(results["objectives"]))
+    markdown.write_text(to_markdown(results["objectives"]) if results["objectives"] else "")
     console.print(f"wrote {args.out} and {markdown} (paste the latter into docs/benchmarks.md)")
+
+
+def print_verifier(console: Console, verifier: dict) -> None:
+    table = Table(title="Verifier (2 workers) vs raw math-verify in one process, same run")
+    for column in ("measure", "items", "items/s", "seconds", "accepted"):
+        table.add_column(column, justify="left" if column == "measure" else "right")
+    for name, row in verifier.items():
+        items = row.get("answers") or row.get("pairs")
+        per_s = row.get("per_s", items / row["seconds"] if "seconds" in row else float("nan"))
+        seconds = row.get("seconds", items / per_s)
+        accepted = f"{100 * row['accepted']:.1f}%" if "accepted" in row else "-"
+        table.add_row(name, str(items), f"{per_s:.0f}", f"{seconds:.2f}", accepted)
+    console.print(table)
+    raw = verifier.get("pairs_raw_one_process")
+    if raw:
+        console.print(f"pairs/s vs raw math-verify: {verifier['pairs_fast_path']['per_s'] / raw['per_s']:.1f}×")
 
 
 def to_markdown(by_dtype: dict[str, list[dict]]) -> str:

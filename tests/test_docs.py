@@ -9,14 +9,17 @@ import pytest
 
 from dgpo.losses import LOSSES
 from dgpo.metrics import OBJECTIVE_METRIC_KEYS
+from dgpo.rewards import STATUSES
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_readme_python_example_runs():
+def test_readme_python_examples_run():
     readme = (ROOT / "README.md").read_text()
-    (code,) = re.findall(r"```python\n(.*?)```", readme, re.S)
-    exec(compile(code, "README.md", "exec"), {})
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    assert len(blocks) >= 2
+    for code in blocks:
+        exec(compile(code, "README.md", "exec"), {})
 
 
 @pytest.mark.parametrize("name", list(LOSSES))
@@ -31,3 +34,5 @@ def test_every_metric_key_is_documented():
     text = (ROOT / "docs" / "metrics.md").read_text()
     for key in OBJECTIVE_METRIC_KEYS:
         assert f"`{key}`" in text
+    for status in (*STATUSES, "fast_path", "scored"):
+        assert f"`reward/{status}`" in text

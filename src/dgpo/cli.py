@@ -83,5 +83,40 @@ def weights(
     )
 
 
+@app.command("eval")
+def eval_command(
+    model: str = typer.Option(..., help="Model directory or Hugging Face id."),
+    out: str = typer.Option(..., help="Run directory: samples.jsonl, results.json, results.md (resumable)."),
+    benchmarks: str = typer.Option(
+        "all", help="Comma-separated: aime24,aime25,amc23,math500,minerva_math,olympiadbench."
+    ),
+    k: int = typer.Option(32, help="Samples per problem (the paper: 32)."),
+    temperature: float = typer.Option(0.6, help="Sampling temperature (R1-distill: 0.6; 0 = greedy)."),
+    top_p: float = typer.Option(0.95, help="Nucleus sampling top-p."),
+    max_new_tokens: int = typer.Option(32768, help="Generation budget per sample."),
+    limit: int | None = typer.Option(None, help="Only the first N problems of each benchmark."),
+    batch_size: int | None = typer.Option(None, help="Prompts per generate call (default: 8 transformers, 256 vLLM)."),
+    backend: str = typer.Option("auto", help="auto (vLLM if installed and a GPU is present), transformers, vllm."),
+    seed: int = typer.Option(0, help="Sampling seed."),
+    summary_only: bool = typer.Option(False, help="Only summarise the samples already in --out."),
+) -> None:
+    """Evaluate a model on the paper's benchmarks: Avg@k and unbiased Pass@k per benchmark and their mean.
+
+    Samples are appended to OUT/samples.jsonl as they are produced; re-running with the same --out generates
+    only what is missing.
+    """
+    from dgpo.eval import EvalConfig, run_eval
+
+    try:
+        cfg = EvalConfig(
+            model=model, out=out, benchmarks=benchmarks, k=k, temperature=temperature, top_p=top_p,
+            max_new_tokens=max_new_tokens, limit=limit, batch_size=batch_size, backend=backend, seed=seed,
+        )  # fmt: skip
+        run_eval(cfg, generate=not summary_only)
+    except (ValueError, FileNotFoundError) as err:
+        Console(stderr=True).print(f"[bold red]error:[/bold red] {err}")
+        raise typer.Exit(2) from err
+
+
 if __name__ == "__main__":
     app()

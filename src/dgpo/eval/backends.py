@@ -1,0 +1,133 @@
+"""Sampling backends for evaluation: vLLM when installed with a GPU, else transformers' batched ``generate``."""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    tokens: int
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    temperature: float = 0.6
+    top_p: float = 0.95
+    max_new_tokens: int = 32768
+
+    def __post_init__(self) -> None:
+        if not self.temperature >= 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+
+
+class Backend(Protocol):
+    name: str
+    tokenizer: object
+
+    def generate(self, prompts: list[str], settings: SamplingSettings, seed: int) -> list[Generation]: ...
+
+
+def check_model_path(model: str) -> None:
+    """A local-looking path must exist; a hub id (``org/name``) is left to the loader."""
+    looks_local = model.startswith((".", "/", "~")) or model.count("/") > 1
+    if looks_local and not Path(model).expanduser().exists():
+        raise FileNotFoundError(f"model path not found: {model}")
+
+
+def vllm_available() -> bool:
+    import torch
+
+    return importlib.util.find_spec("vllm") is not None and torch.cuda.is_available()
+
+
+class HFBackend:
+    """transformers ``generate`` with left padding; works on CPU (slowly) and GPU."""
+
+    name = "transformers"
+
+    def __init__(self, model: str, batch_size: int = 8):
+        import torch
+        from transformers import AutoModelForCausalLM
+        from transformers.utils import logging as hf_logging
+
+        from dgpo.tiny import load_tokenizer
+
+        hf_logging.disable_progress_bar()  # our own progress bar is the one to watch
+
+        check_model_path(model)
+        try:
+            self.tokenizer = load_tokenizer(model)
+            dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+            self.model = AutoModelForCausalLM.from_pretrained(model, dtype=dtype)
+        except OSError as err:
+            raise FileNotFoundError(f"could not load model {model!r}: {err}") from err
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.model.to(self.device).eval()
+        self.batch_size = batch_size
+
+    def generate(self, prompts: list[str], settings: SamplingSettings, seed: int) -> list[Generation]:
+        import torch
+
+        torch.manual_seed(seed)
+        batch = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+        sampling = settings.temperature > 0
+        with torch.no_grad():
+            output = self.model.generate(
+                **batch,
+                max_new_tokens=settings.max_new_tokens,
+                do_sample=sampling,
+                temperature=settings.temperature if sampling else None,
+                top_p=settings.top_p if sampling else None,
+                top_k=None,
+                pad_token_id=self.tokenizer.pad_token_id,
+            )
+        new_tokens = output[:, batch["input_ids"].shape[1] :]
+        results = []
+        for row in new_tokens:
+            length = int((row != self.tokenizer.pad_token_id).sum())
+            results.append(Generation(self.tokenizer.decode(row, skip_special_tokens=True), length))
+        return results
+
+
+class VLLMBackend:
+    """vLLM offline generation (GPU only; not exercised in CI)."""
+
+    name = "vllm"
+
+    def __init__(self, model: str, batch_size: int = 256):
+        from vllm import LLM
+
+        check_model_path(model)
+        self.llm = LLM(model=model)
+        self.tokenizer = self.llm.get_tokenizer()
+        self.batch_size = batch_size
+
+    def generate(self, prompts: list[str], settings: SamplingSettings, seed: int) -> list[Generation]:
+        from vllm import SamplingParams
+
+        params = SamplingParams(
+            temperature=settings.temperature, top_p=settings.top_p, max_tokens=settings.max_new_tokens, seed=seed
+        )
+        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        return [Generation(o.outputs[0].text, len(o.outputs[0].token_ids)) for o in outputs]
+
+
+BACKENDS = ("auto", "transformers", "vllm")
+
+
+def make_backend(model: str, backend: str = "auto", batch_size: int | None = None) -> Backend:
+    """The requested backend; ``auto`` picks vLLM when it is installed and a GPU is present."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
+    if backend == "vllm" or (backend == "auto" and vllm_available()):
+        return VLLMBackend(model, batch_size or 256)
+    return HFBackend(model, batch_size or 8)

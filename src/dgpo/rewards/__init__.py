@@ -1,0 +1,29 @@
+"""The math reward (DESIGN.md §5): last ``\\boxed{}`` answer, fast path, then math-verify in killable workers."""
+
+from dgpo.rewards.extract import extract_answer, extract_boxed
+from dgpo.rewards.fast_path import fast_equal, normalize
+from dgpo.rewards.math import (
+    STATUSES,
+    MathReward,
+    MathVerifier,
+    ScoredAnswer,
+    compute_score,
+    default_verifier,
+    math_reward,
+)
+from dgpo.rewards.pool import VerifierPool
+
+__all__ = [
+    "STATUSES",
+    "MathReward",
+    "MathVerifier",
+    "ScoredAnswer",
+    "VerifierPool",
+    "compute_score",
+    "default_verifier",
+    "extract_answer",
+    "extract_boxed",
+    "fast_equal",
+    "math_reward",
+    "normalize",
+]

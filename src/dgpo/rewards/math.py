@@ -1,0 +1,135 @@
+"""The math reward: extract the final boxed answer, compare it with the gold answer, score 1.0 or 0.0.
+
+Order of work per completion: extraction (a linear scan) → the cheap fast path (:mod:`.fast_path`) → math-verify
+in killable worker processes (:mod:`.pool`) only for what the fast path cannot decide. Nothing here raises for
+a bad completion: a missing answer, a timeout or a parser error scores 0 and is counted.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from dgpo.rewards.extract import extract_answer
+from dgpo.rewards.fast_path import fast_equal
+from dgpo.rewards.pool import VerifierPool
+
+#: Status of one scored completion. Only "correct" earns reward.
+STATUSES = ("correct", "incorrect", "no_answer", "too_long", "timeout", "error")
+
+
+@dataclass(frozen=True)
+class ScoredAnswer:
+    reward: float
+    status: str
+    pred: str | None
+    fast_path: bool
+
+
+def completion_text(completion: Any) -> str:
+    """Plain text of a TRL completion: a string, or a conversation (list of messages) → last message's content."""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, list) and completion and isinstance(completion[-1], dict):
+        return str(completion[-1].get("content", ""))
+    raise TypeError(f"completion must be a string or a list of chat messages, got {type(completion).__name__}")
+
+
+class MathVerifier:
+    """Scores completions against gold answers.
+
+    Args:
+        workers: math-verify worker processes (default 2).
+        timeout: seconds allowed per answer before its worker is killed (default 5).
+        fallback: answer extraction when there is no box: None (default, score 0) or ``"answer_is"``.
+        max_answer_chars: longer extracted answers score 0 without verification (status ``too_long``).
+    """
+
+    def __init__(self, workers: int = 2, timeout: float = 5.0, fallback: str | None = None, max_answer_chars=1000):
+        if not timeout > 0:
+            raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
+        if fallback not in (None, "answer_is"):
+            raise ValueError(f"unknown answer fallback {fallback!r}; valid fallbacks: answer_is, None")
+        self.timeout = timeout
+        self.fallback = fallback
+        self.max_answer_chars = max_answer_chars
+        self.pool = VerifierPool(workers)
+        self.counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def score(self, completions: Sequence[Any], answers: Sequence[str]) -> list[ScoredAnswer]:
+        """One :class:`ScoredAnswer` per completion (same order)."""
+        if len(completions) != len(answers):
+            raise ValueError(f"got {len(completions)} completions but {len(answers)} answers")
+        results: list[ScoredAnswer | None] = [None] * len(completions)
+        to_verify: list[int] = []
+        preds: list[str | None] = []
+        for i, (completion, answer) in enumerate(zip(completions, answers, strict=True)):
+            pred = extract_answer(completion_text(completion), self.fallback)
+            preds.append(pred)
+            if pred is None or not pred.strip():
+                results[i] = ScoredAnswer(0.0, "no_answer", pred, False)
+            elif len(pred) > self.max_answer_chars:
+                results[i] = ScoredAnswer(0.0, "too_long", pred[:200], False)
+            else:
+                decided = fast_equal(str(answer), pred)
+                if decided is None:
+                    to_verify.append(i)
+                else:
+                    results[i] = ScoredAnswer(float(decided), "correct" if decided else "incorrect", pred, True)
+        verdicts = self.pool.verify_many([(str(answers[i]), preds[i]) for i in to_verify], self.timeout)
+        for i, verdict in zip(to_verify, verdicts, strict=True):
+            results[i] = ScoredAnswer(float(verdict == "correct"), verdict, preds[i], False)
+        with self._lock:
+            self.counts.update(r.status for r in results)
+            self.counts.update(fast_path=sum(r.fast_path for r in results), scored=len(results))
+        return results
+
+    def metrics(self, reset: bool = False) -> dict[str, float]:
+        """Cumulative counts as ``reward/<status>`` (plus ``reward/fast_path`` and ``reward/scored``)."""
+        with self._lock:
+            out = {f"reward/{key}": float(self.counts.get(key, 0)) for key in (*STATUSES, "fast_path", "scored")}
+            if reset:
+                self.counts.clear()
+        return out
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+class MathReward(MathVerifier):
+    """A TRL reward function: ``reward(completions, answer, **kwargs) -> list[float]``.
+
+    TRL passes the dataset's ``answer`` column as a keyword; conversational completions are accepted.
+    """
+
+    __name__ = "math_reward"  # TRL names each reward function's logged mean after ``__name__``
+
+    def __call__(self, completions: Sequence[Any], answer: Sequence[str], **kwargs: Any) -> list[float]:
+        return [scored.reward for scored in self.score(completions, answer)]
+
+
+_default: MathVerifier | None = None
+_default_lock = threading.Lock()
+
+
+def default_verifier() -> MathVerifier:
+    """A process-wide verifier (2 workers, 5 s), created on first use."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = MathVerifier()
+        return _default
+
+
+def math_reward(completion: str, answer: str) -> float:
+    """1.0 when the last boxed answer of ``completion`` equals ``answer`` (math-verify), else 0.0."""
+    return default_verifier().score([completion], [answer])[0].reward
+
+
+def compute_score(data_source: str, solution_str: str, ground_truth: str, extra_info: Any = None, **kwargs: Any):
+    """verl's custom reward hook (``custom_reward_function.path`` → this module, ``name=compute_score``)."""
+    return math_reward(solution_str, ground_truth)
