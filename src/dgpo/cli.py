@@ -6,6 +6,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from dgpo.data.prompts import R1_TEMPLATE
 from dgpo.diagnostics import DEFAULT_HP_RATIOS, DEFAULT_LN_RATIOS, weight_vs_pg
 from dgpo.losses import LOSSES
 
@@ -98,6 +99,7 @@ def eval_command(
     batch_size: int | None = typer.Option(None, help="Prompts per generate call (default: 8 transformers, 256 vLLM)."),
     backend: str = typer.Option("auto", help="auto (vLLM if installed and a GPU is present), transformers, vllm."),
     seed: int = typer.Option(0, help="Sampling seed."),
+    prompt_template: str = typer.Option(R1_TEMPLATE, help="User message; {problem} is replaced by the problem."),
     summary_only: bool = typer.Option(False, help="Only summarise the samples already in --out."),
 ) -> None:
     """Evaluate a model on the paper's benchmarks: Avg@k and unbiased Pass@k per benchmark and their mean.
@@ -111,6 +113,7 @@ def eval_command(
         cfg = EvalConfig(
             model=model, out=out, benchmarks=benchmarks, k=k, temperature=temperature, top_p=top_p,
             max_new_tokens=max_new_tokens, limit=limit, batch_size=batch_size, backend=backend, seed=seed,
+            template=prompt_template,
         )  # fmt: skip
         run_eval(cfg, generate=not summary_only)
     except (ValueError, FileNotFoundError) as err:

@@ -33,7 +33,8 @@ class Backend(Protocol):
     name: str
     tokenizer: object
 
-    def generate(self, prompts: list[str], settings: SamplingSettings, seed: int) -> list[Generation]: ...
+    def generate(self, prompts: list[str], settings: SamplingSettings, seeds: list[int]) -> list[Generation]:
+        """One generation per prompt; ``seeds`` holds one seed per sample (identical prompts must differ)."""
 
 
 def check_model_path(model: str) -> None:
@@ -74,10 +75,11 @@ class HFBackend:
         self.model.to(self.device).eval()
         self.batch_size = batch_size
 
-    def generate(self, prompts: list[str], settings: SamplingSettings, seed: int) -> list[Generation]:
+    def generate(self, prompts: list[str], settings: SamplingSettings, seeds: list[int]) -> list[Generation]:
         import torch
 
-        torch.manual_seed(seed)
+        # One batch shares torch's RNG; seeding it with the first sample's seed keeps reruns of a batch identical.
+        torch.manual_seed(seeds[0])
         batch = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
         sampling = settings.temperature > 0
         with torch.no_grad():
@@ -111,12 +113,16 @@ class VLLMBackend:
         self.tokenizer = self.llm.get_tokenizer()
         self.batch_size = batch_size
 
-    def generate(self, prompts: list[str], settings: SamplingSettings, seed: int) -> list[Generation]:
+    def generate(self, prompts: list[str], settings: SamplingSettings, seeds: list[int]) -> list[Generation]:
         from vllm import SamplingParams
 
-        params = SamplingParams(
-            temperature=settings.temperature, top_p=settings.top_p, max_tokens=settings.max_new_tokens, seed=seed
-        )
+        # A seed per request: the k copies of one prompt would otherwise sample identical completions.
+        params = [
+            SamplingParams(
+                temperature=settings.temperature, top_p=settings.top_p, max_tokens=settings.max_new_tokens, seed=seed
+            )
+            for seed in seeds
+        ]
         outputs = self.llm.generate(prompts, params, use_tqdm=False)
         return [Generation(o.outputs[0].text, len(o.outputs[0].token_ids)) for o in outputs]
 

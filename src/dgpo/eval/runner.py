@@ -149,8 +149,8 @@ def _generate(cfg, backend, todo, samples_path, missing_per_problem, total_probl
             for start in range(0, len(todo), backend.batch_size):
                 batch = todo[start : start + backend.batch_size]
                 prompts = [build_prompt(backend.tokenizer, row["problem"], cfg.template) for _, row, _ in batch]
-                bench, row, index = batch[0]
-                generations = backend.generate(prompts, cfg.sampling, _sample_seed(cfg.seed, bench, row["id"], index))
+                seeds = [_sample_seed(cfg.seed, bench, row["id"], index) for bench, row, index in batch]
+                generations = backend.generate(prompts, cfg.sampling, seeds)
                 scored = verifier.score([g.text for g in generations], [row["answer"] for _, row, _ in batch])
                 records = [
                     {
