@@ -29,7 +29,7 @@ export HYPOTHESIS_PROFILE := dgpo
 .PHONY: help install demo test lint format bench clean
 
 help:
-	@echo "make demo   - set up .venv if needed and run the main job (dgpo weights)"
+	@echo "make demo   - set up .venv if needed and run the main job: dgpo train (embedded default, runs/dgpo-tiny)"
 	@echo "make test   - set up .venv if needed and run the test suite"
 	@echo "make lint   - ruff check + ruff format --check"
 	@echo "make bench  - benchmarks (ratios against a baseline measured in the same run)"
@@ -48,7 +48,7 @@ endif
 	@touch $@
 
 demo: $(STAMP)
-	$(VENV)/bin/dgpo weights
+	$(VENV)/bin/dgpo train --overwrite
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -34,5 +34,7 @@ def test_every_metric_key_is_documented():
     text = (ROOT / "docs" / "metrics.md").read_text()
     for key in OBJECTIVE_METRIC_KEYS:
         assert f"`{key}`" in text
+    for key in ("loss/policy", "entropy", "kl/ref"):
+        assert f"`{key}`" in text
     for status in (*STATUSES, "fast_path", "scored"):
         assert f"`reward/{status}`" in text

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -116,6 +118,66 @@ def eval_command(
             template=prompt_template,
         )  # fmt: skip
         run_eval(cfg, generate=not summary_only)
+    except (ValueError, FileNotFoundError) as err:
+        Console(stderr=True).print(f"[bold red]error:[/bold red] {err}")
+        raise typer.Exit(2) from err
+
+
+@app.command()
+def train(
+    config: str | None = typer.Option(
+        None, help="YAML of the run config (see `dgpo.train.run_config`); flags override it."
+    ),
+    resume: str | None = typer.Option(None, help="Continue RUN_DIR from its last checkpoint, with its config.yaml."),
+    output_dir: str | None = typer.Option(None, help="Run directory (default runs/dgpo-tiny)."),
+    overwrite: bool = typer.Option(False, help="Start afresh even if --output-dir already holds a run."),
+    model: str | None = typer.Option(None, help="Model path or hub id; default: the embedded tiny model."),
+    dataset: str | None = typer.Option(
+        None, help="dapo_math_17k | math | gsm8k (in $DGPO_DATA_DIR) | JSONL/parquet path."
+    ),
+    objective: str | None = typer.Option(
+        None, help="Objective: pg, grpo, dapo, cispo, gppo, ce_gppo, aspo, gspo, sapo, dgpo."
+    ),
+    n: float | None = typer.Option(None, help="DGPO left-boundary exponent n."),
+    m: float | None = typer.Option(None, help="DGPO right-boundary exponent m."),
+    eps_low: float | None = typer.Option(None, help="Objective eps_low (r < 1 − eps_low is the left boundary)."),
+    eps_high: float | None = typer.Option(None, help="Objective eps_high (r > 1 + eps_high is the right boundary)."),
+    advantage: str | None = typer.Option(None, help="grpo | dr_grpo | rloo | reinforce_pp."),
+    aggregation: str | None = typer.Option(
+        None, help="token-mean | seq-mean-token-mean | seq-mean-token-sum | seq-mean-token-sum-norm."
+    ),
+    steps: int | None = typer.Option(None, help="RL optimiser steps."),
+    lr: float | None = typer.Option(None, help="RL learning rate."),
+    seed: int | None = typer.Option(None, help="Seed of the task, model, warm start and RL."),
+    warm_start_steps: int | None = typer.Option(None, help="Supervised warm-start steps (embedded model)."),
+) -> None:
+    """Train with RL (TRL + the dgpo objective). With no options: the embedded default on the CPU in minutes —
+    a tiny model, a supervised warm start on arithmetic, RL, and held-out accuracy before and after."""
+    from dgpo.train.run import run_training
+    from dgpo.train.run_config import load_config
+
+    flat = {
+        ("output_dir",): output_dir, ("model",): model, ("dataset",): dataset, ("seed",): seed,
+        ("rl", "objective"): objective, ("rl", "objective_kwargs", "n"): n, ("rl", "objective_kwargs", "m"): m,
+        ("rl", "objective_kwargs", "eps_low"): eps_low, ("rl", "objective_kwargs", "eps_high"): eps_high,
+        ("rl", "advantage"): advantage, ("rl", "aggregation"): aggregation, ("rl", "max_steps"): steps,
+        ("rl", "learning_rate"): lr, ("warm_start", "steps"): warm_start_steps,
+    }  # fmt: skip
+    overrides: dict = {}
+    for path, value in flat.items():
+        if value is not None:
+            node = overrides
+            for key in path[:-1]:
+                node = node.setdefault(key, {})
+            node[path[-1]] = value
+    try:
+        if resume is not None:
+            if overrides or config:
+                raise ValueError("--resume continues a run with its own config.yaml; drop the other options")
+            cfg = load_config(Path(resume) / "config.yaml")
+        else:
+            cfg = load_config(config, overrides)
+        run_training(cfg, resume=resume is not None, overwrite=overwrite)
     except (ValueError, FileNotFoundError) as err:
         Console(stderr=True).print(f"[bold red]error:[/bold red] {err}")
         raise typer.Exit(2) from err

@@ -55,6 +55,14 @@ class HFBackend:
 
     name = "transformers"
 
+    @classmethod
+    def from_model(cls, model, tokenizer, batch_size: int = 64) -> HFBackend:
+        """Wrap an already loaded model and tokenizer (e.g. during training)."""
+        backend = cls.__new__(cls)
+        backend.model, backend.tokenizer, backend.batch_size = model, tokenizer, batch_size
+        backend.device = next(model.parameters()).device
+        return backend
+
     def __init__(self, model: str, batch_size: int = 8):
         import torch
         from transformers import AutoModelForCausalLM
@@ -78,6 +86,8 @@ class HFBackend:
     def generate(self, prompts: list[str], settings: SamplingSettings, seeds: list[int]) -> list[Generation]:
         import torch
 
+        was_training = self.model.training
+        self.model.eval()
         # One batch shares torch's RNG; seeding it with the first sample's seed keeps reruns of a batch identical.
         torch.manual_seed(seeds[0])
         batch = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
@@ -92,6 +102,7 @@ class HFBackend:
                 top_k=None,
                 pad_token_id=self.tokenizer.pad_token_id,
             )
+        self.model.train(was_training)
         new_tokens = output[:, batch["input_ids"].shape[1] :]
         results = []
         for row in new_tokens:

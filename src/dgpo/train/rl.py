@@ -1,0 +1,89 @@
+"""The RL stage of ``dgpo train``: DGPOTrainer on the prepared model, with metrics, progress and checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from rich.console import Console
+
+from dgpo.train.run_config import RunConfig
+
+
+def dgpo_config(cfg: RunConfig, out: Path):
+    from dgpo.train.config import DGPOConfig
+
+    rl = cfg.rl
+    cycle = rl.num_iterations  # optimiser steps per generation batch (steps_per_generation = accumulation)
+    if rl.save_steps % cycle:
+        raise ValueError(
+            f"rl.save_steps={rl.save_steps} must be a multiple of the generation cycle ({cycle} steps): "
+            "TRL does not save its buffered generations, so only cycle boundaries resume exactly"
+        )
+    cuda = torch.cuda.is_available()
+    return DGPOConfig(
+        output_dir=str(out / "checkpoints"),
+        objective=rl.objective,
+        objective_kwargs=dict(rl.objective_kwargs),
+        advantage=rl.advantage,
+        aggregation=rl.aggregation,
+        learning_rate=rl.learning_rate,
+        max_steps=rl.max_steps,
+        per_device_train_batch_size=rl.per_device_train_batch_size,
+        gradient_accumulation_steps=rl.gradient_accumulation_steps,
+        num_generations=rl.num_generations,
+        max_completion_length=rl.max_completion_length,
+        temperature=rl.temperature,
+        num_iterations=rl.num_iterations,
+        beta=rl.beta,
+        logging_steps=1,
+        save_strategy="steps",
+        save_steps=rl.save_steps,
+        report_to=[],
+        disable_tqdm=True,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        use_cpu=not cuda,
+        bf16=cuda,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        max_grad_norm=1.0,
+    )
+
+
+def train_rl(
+    cfg: RunConfig, model_path: str, rows: list[dict], template: str, out: Path, console: Console, resume: bool
+):
+    """Train and save ``out/final``; returns its path."""
+    from datasets import Dataset
+    from transformers import PrinterCallback
+
+    from dgpo.rewards import MathReward
+    from dgpo.tiny import load_tokenizer
+    from dgpo.train.callbacks import JsonlMetricsCallback, RichProgressCallback
+    from dgpo.train.run import last_checkpoint, rl_prompts
+    from dgpo.train.trl import DGPOTrainer
+
+    args = dgpo_config(cfg, out)
+    reward = MathReward(workers=cfg.rl.reward_workers)
+    trainer = DGPOTrainer(
+        model=model_path,
+        reward_funcs=[reward],
+        args=args,
+        train_dataset=Dataset.from_list(rl_prompts(rows, template)),
+        processing_class=load_tokenizer(model_path),
+        callbacks=[JsonlMetricsCallback(out / "metrics.jsonl"), RichProgressCallback(console)],
+    )
+    trainer.remove_callback(PrinterCallback)
+    checkpoint = last_checkpoint(out / "checkpoints") if resume else None
+    if resume:
+        console.print(f"resuming from {checkpoint}" if checkpoint else "no checkpoint yet: starting RL from the start")
+    try:
+        trainer.train(resume_from_checkpoint=checkpoint)
+    finally:
+        reward.close()
+    final = out / "final"
+    trainer.save_model(str(final))
+    trainer.processing_class.save_pretrained(str(final))
+    (final / "dgpo_tiny.json").write_text("{}") if (Path(model_path) / "dgpo_tiny.json").exists() else None
+    return final

@@ -1,0 +1,201 @@
+"""``dgpo train``: warm-start (embedded default), held-out evaluation, RL with DGPOTrainer, evaluation again.
+
+Run directory: ``config.yaml`` (the config used), ``warm_start/`` (embedded model after SFT), ``checkpoints/``
+(at generation-cycle boundaries), ``metrics.jsonl`` (one line per step), ``final/`` (the trained model),
+``results.json`` (held-out accuracy before and after). ``--resume RUN_DIR`` continues from the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from dgpo.data.prompts import R1_TEMPLATE, format_problem
+from dgpo.data.train_sets import load_train_set
+from dgpo.eval.backends import SamplingSettings, check_model_path
+from dgpo.eval.held_out import evaluate_rows
+from dgpo.train.run_config import RunConfig, save_config
+from dgpo.train.task import make_splits
+
+TINY_TEMPLATE = "{problem}"
+#: Names accepted by ``dataset``, resolved to files in $DGPO_DATA_DIR (default ./data).
+NAMED_DATASETS = {"dapo_math_17k": "dapo_math_17k.jsonl", "math": "math_train.jsonl", "gsm8k": "gsm8k_train.jsonl"}
+
+
+def template_for(cfg: RunConfig) -> str:
+    return cfg.template or (TINY_TEMPLATE if cfg.embedded else R1_TEMPLATE)
+
+
+def resolve_dataset(name: str) -> list[dict]:
+    if name in NAMED_DATASETS:
+        root = Path(os.environ.get("DGPO_DATA_DIR", "data"))
+        path = root / NAMED_DATASETS[name]
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"dataset {name!r} expects {path}; set DGPO_DATA_DIR to the folder holding {NAMED_DATASETS[name]} "
+                "or pass a JSONL/parquet path"
+            )
+        return load_train_set(str(path))
+    return load_train_set(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def prepare_model(cfg: RunConfig, out: Path, console: Console) -> tuple[str, list[dict], list[dict] | None]:
+    """The model path to start RL from, the training rows, and held-out rows (embedded task only)."""
+    if not cfg.embedded:
+        check_model_path(cfg.model)
+        if cfg.dataset is None:
+            raise ValueError("a --model run needs --dataset (dapo_math_17k, math, gsm8k or a JSONL/parquet path)")
+        return cfg.model, resolve_dataset(cfg.dataset), None
+    train, test = make_splits(cfg.task)
+    if cfg.dataset is not None:
+        train = resolve_dataset(cfg.dataset)
+    warm = out / "warm_start"
+    if (warm / "model.safetensors").exists():
+        console.print(f"warm start: reusing {warm}")
+        return str(warm), train, test
+    from dgpo.tiny import build_tiny_model, load_tokenizer
+    from dgpo.train.sft import supervised_warm_start
+
+    seed_everything(cfg.seed)
+    corpus = [f"{r['problem']} {r['solution']}" for r in train[:2000]]
+    build_tiny_model(
+        warm, corpus, cfg.seed, cfg.tiny.vocab_size, cfg.tiny.hidden_size, cfg.tiny.layers, max_positions=512
+    )
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(warm)
+    tokenizer = load_tokenizer(warm)
+    ws = cfg.warm_start
+    with console.status(f"warm start: {ws.steps} supervised steps") as status:
+
+        def show(step: int, loss: float) -> None:
+            status.update(f"warm start: step {step + 1}/{ws.steps}, loss {loss:.3f}")
+
+        losses = supervised_warm_start(
+            model, tokenizer, train, template_for(cfg), ws.steps, ws.learning_rate, ws.batch_size, cfg.seed, show
+        )
+    model.save_pretrained(warm)
+    console.print(f"warm start: {ws.steps} steps, loss {losses[0]:.3f} → {losses[-1]:.3f}")
+    return str(warm), train, test
+
+
+def held_out(cfg: RunConfig, model_path: str, rows: list[dict], tag: str, out: Path, console: Console) -> dict:
+    """Greedy accuracy and sampled Avg@k / Pass@k on the held-out rows (cached in ``held_out_{tag}.json``)."""
+    cache = out / f"held_out_{tag}.json"
+    if tag == "before" and cache.exists():  # the warm-start model never changes within a run
+        return json.loads(cache.read_text())
+    from transformers import AutoModelForCausalLM
+
+    from dgpo.tiny import load_tokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(model_path)
+    tokenizer = load_tokenizer(model_path)
+    h = cfg.held_out
+    greedy = evaluate_rows(model, tokenizer, rows, 1, SamplingSettings(0.0, 1.0, h.max_new_tokens), template_for(cfg))
+    sampled = evaluate_rows(
+        model, tokenizer, rows, h.k, SamplingSettings(h.temperature, 1.0, h.max_new_tokens), template_for(cfg),
+        seed=cfg.seed,
+    )  # fmt: skip
+    result = {"greedy": greedy["avg"], "avg": sampled["avg"], "pass": sampled["pass"][h.k], "items": len(rows)}
+    cache.write_text(json.dumps(result, indent=2))
+    console.print(f"held-out {tag} RL: greedy {100 * result['greedy']:.1f}% on {len(rows)} items")
+    return result
+
+
+def last_checkpoint(checkpoints: Path) -> str | None:
+    """The newest checkpoint that was completely written (see DGPOTrainer._save_checkpoint)."""
+    from dgpo.train.trl import COMPLETE_MARKER
+
+    found = sorted(checkpoints.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    complete = [p for p in found if (p / COMPLETE_MARKER).exists()]
+    return str(complete[-1]) if complete else None
+
+
+def check_config(cfg: RunConfig) -> None:
+    """Fail before any work on a bad objective, parameter, advantage, aggregation, model or dataset."""
+    from dgpo.advantages import ADVANTAGES
+    from dgpo.aggregation import AGGREGATIONS
+    from dgpo.losses import get_loss
+
+    get_loss(cfg.rl.objective, **cfg.rl.objective_kwargs)
+    if cfg.rl.advantage not in ADVANTAGES:
+        raise ValueError(f"unknown advantage {cfg.rl.advantage!r}; valid advantages: {', '.join(ADVANTAGES)}")
+    if cfg.rl.aggregation not in AGGREGATIONS:
+        raise ValueError(f"unknown aggregation {cfg.rl.aggregation!r}; valid aggregations: {', '.join(AGGREGATIONS)}")
+    for name in ("max_steps", "per_device_train_batch_size", "num_generations", "max_completion_length"):
+        if getattr(cfg.rl, name) < 1:
+            raise ValueError(f"rl.{name} must be >= 1, got {getattr(cfg.rl, name)}")
+    if not cfg.rl.learning_rate > 0:
+        raise ValueError(f"rl.learning_rate must be > 0, got {cfg.rl.learning_rate}")
+    if cfg.model is not None:
+        check_model_path(cfg.model)
+
+
+def _quiet_libraries() -> None:
+    """Our progress bars and tables are the output; transformers' own bars and deprecation notices are noise."""
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
+    warnings.filterwarnings("ignore", category=UserWarning, module="trl")
+
+
+def run_training(cfg: RunConfig, console: Console | None = None, resume: bool = False, overwrite: bool = False) -> dict:
+    """The whole run; returns held-out results (embedded) and the final model path."""
+    console = console or Console()
+    check_config(cfg)
+    _quiet_libraries()
+    out = Path(cfg.output_dir)
+    if not resume and out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise ValueError(f"{out} already holds a run; use --resume {out}, --overwrite, or another --output-dir")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "config.yaml")
+    model_path, train_rows, test_rows = prepare_model(cfg, out, console)
+    before = held_out(cfg, model_path, test_rows, "before", out, console) if test_rows else None
+
+    from dgpo.train.rl import train_rl
+
+    final = train_rl(cfg, model_path, train_rows, template_for(cfg), out, console, resume)
+    after = held_out(cfg, str(final), test_rows, "after", out, console) if test_rows else None
+    results = {"final_model": str(final), "before": before, "after": after}
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    if before and after:
+        print_results(cfg, before, after, console)
+    return results
+
+
+def print_results(cfg: RunConfig, before: dict, after: dict, console: Console) -> None:
+    k = cfg.held_out.k
+    table = Table(title=f"Held-out accuracy ({before['items']} items), objective {cfg.rl.objective}")
+    for column in ("", "greedy", f"Avg@{k} (T={cfg.held_out.temperature:g})", f"Pass@{k}"):
+        table.add_column(column, justify="right")
+    for name, r in (("before RL", before), ("after RL", after)):
+        table.add_row(name, f"{100 * r['greedy']:.1f}%", f"{100 * r['avg']:.1f}%", f"{100 * r['pass']:.1f}%")
+    delta = 100 * (after["greedy"] - before["greedy"])
+    table.add_row("change", f"{delta:+.1f} pts", f"{100 * (after['avg'] - before['avg']):+.1f} pts", "")
+    console.print(table)
+
+
+def rl_prompts(rows: list[dict], template: str) -> list[dict]:
+    """TRL conversational prompts; the gold answer rides along as the ``answer`` column for the reward."""
+    return [
+        {"prompt": [{"role": "user", "content": format_problem(r["problem"], template)}], "answer": r["answer"]}
+        for r in rows
+    ]
