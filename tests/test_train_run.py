@@ -162,3 +162,31 @@ def test_the_paper_example_config_loads():
     assert cfg.rl.objective == "dgpo" and cfg.rl.objective_kwargs == {"n": 2, "m": 2, "eps_low": 0.2, "eps_high": 0.2}
     assert cfg.rl.aggregation == "token-mean" and cfg.rl.beta == 0.0
     check_config(cfg)  # a hub id is not checked as a local path
+
+
+def test_a_given_model_and_dataset_train_without_warm_start(tiny_model_dir, tmp_path):
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps({"problem": f"{i} + {i} = ?", "answer": str(2 * i)}) + "\n" for i in range(16)))
+    run = tmp_path / "run"
+    args = ["train", "--model", str(tiny_model_dir), "--dataset", str(data), "--output-dir", str(run), "--steps", "2"]
+    config = tmp_path / "c.yaml"
+    rl = {"per_device_train_batch_size": 8, "num_generations": 4, "max_completion_length": 8, "save_steps": 2}
+    config.write_text(yaml.safe_dump({"rl": {**rl, "reward_workers": 1}}))
+    result = CliRunner().invoke(app, [*args, "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert (run / "final" / "model.safetensors").exists() and not (run / "warm_start").exists()
+    assert json.loads((run / "results.json").read_text())["before"] is None  # no held-out split for a dataset run
+
+
+def test_only_completely_written_checkpoints_are_resumed(tmp_path):
+    from dgpo.train.run import last_checkpoint
+    from dgpo.train.trl import COMPLETE_MARKER
+
+    for step, complete in ((2, True), (4, True), (6, False)):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        (folder / "trainer_state.json").write_text("{}")
+        if complete:
+            (folder / COMPLETE_MARKER).write_text(str(step))
+    assert last_checkpoint(tmp_path) == str(tmp_path / "checkpoint-4")
+    assert last_checkpoint(tmp_path / "nothing") is None

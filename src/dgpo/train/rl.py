@@ -39,7 +39,7 @@ def dgpo_config(cfg: RunConfig, out: Path):
         logging_steps=1,
         save_strategy="steps",
         save_steps=rl.save_steps,
-        report_to=[],
+        report_to=list(rl.report_to),
         disable_tqdm=True,
         seed=cfg.seed,
         data_seed=cfg.seed,

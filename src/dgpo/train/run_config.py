@@ -54,6 +54,7 @@ class RLConfig:
     beta: float = 0.0
     save_steps: int = 20
     reward_workers: int = 2
+    report_to: list[str] = field(default_factory=list)  # e.g. ["wandb"] or ["tensorboard"]; metrics.jsonl always
 
 
 @dataclass
