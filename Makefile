@@ -8,7 +8,6 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-PIP := $(PY) -m pip
 TORCH_VERSION := 2.13.0
 EXTRAS := dev,plot,eval,trl
 STAMP := $(VENV)/.dgpo-installed
@@ -34,24 +33,37 @@ help:
 	@echo "make lint   - ruff check + ruff format --check"
 	@echo "make bench  - benchmarks (ratios against a baseline measured in the same run)"
 
+# verl caps transformers < 5.11, so the verl plugin is tested in its own environment beside the main one.
+VERL_VENV ?= .venv-verl
+VERL_STAMP := $(VERL_VENV)/.dgpo-installed
+VERL_PACKAGES := -e ".[verl]" "math-verify[antlr4_9_3]>=0.9,<0.10" "pytest>=8"
+# DGPO_SKIP_VERL=1 skips that environment and its tests (e.g. a GPU machine without a registry).
+DGPO_SKIP_VERL ?=
+
+# $(call make-venv,DIR,PIP ARGUMENTS): create DIR if missing, torch first (or pin the system torch), then the rest.
+define make-venv
+	@test -x $(1)/bin/python || $(PYTHON) -m venv $(if $(filter 1,$(DGPO_SYSTEM_TORCH)),--system-site-packages) $(1)
+	$(if $(filter 1,$(DGPO_SYSTEM_TORCH)),$(1)/bin/python -c "import torch; print('torch==' + torch.__version__.split('+')[0])" > $(1)/constraints.txt,$(1)/bin/python -m pip install --quiet torch==$(TORCH_VERSION) && cp constraints.txt $(1)/constraints.txt)
+	$(1)/bin/python -m pip install --quiet -c $(1)/constraints.txt $(2)
+	@touch $(1)/.dgpo-installed
+endef
+
 install: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
-	@test -x $(PY) || $(PYTHON) -m venv $(if $(filter 1,$(DGPO_SYSTEM_TORCH)),--system-site-packages) $(VENV)
-ifeq ($(DGPO_SYSTEM_TORCH),1)
-	$(PY) -c "import torch; print('torch==' + torch.__version__.split('+')[0])" > $(VENV)/constraints.txt
-else
-	$(PIP) install --quiet torch==$(TORCH_VERSION)
-	cp constraints.txt $(VENV)/constraints.txt
-endif
-	$(PIP) install --quiet -c $(VENV)/constraints.txt -e ".[$(EXTRAS)]"
-	@touch $@
+	$(call make-venv,$(VENV),-e ".[$(EXTRAS)]")
+
+$(VERL_STAMP): pyproject.toml constraints.txt
+	$(call make-venv,$(VERL_VENV),$(VERL_PACKAGES))
 
 demo: $(STAMP)
 	$(VENV)/bin/dgpo train --overwrite
 
-test: $(STAMP)
+test: $(STAMP) $(if $(filter 1,$(DGPO_SKIP_VERL)),,$(VERL_STAMP))
 	$(PY) -m pytest -q
+ifneq ($(DGPO_SKIP_VERL),1)
+	$(VERL_VENV)/bin/python -m pytest -q -p no:cacheprovider tests_verl
+endif
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -65,4 +77,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache build src/*.egg-info
+	rm -rf $(VENV) $(VERL_VENV) .pytest_cache build src/*.egg-info
