@@ -183,5 +183,62 @@ def train(
         raise typer.Exit(2) from err
 
 
+@app.command()
+def plot(
+    targets: list[str] = typer.Argument(..., help="`weights`, or one or more run directories."),
+    out: Path = typer.Option(..., help="Output image (PNG)."),
+) -> None:
+    """Plot the weight functions of every objective (`dgpo plot weights`) or training curves of runs overlaid."""
+    from dgpo.plot import plot_runs, plot_weights
+
+    try:
+        if targets == ["weights"]:
+            plot_weights(out)
+        else:
+            missing = [t for t in targets if not Path(t).is_dir()]
+            if missing:
+                raise FileNotFoundError(f"run directory not found: {', '.join(missing)}")
+            plot_runs(targets, out)
+    except (ValueError, FileNotFoundError) as err:
+        Console(stderr=True).print(f"[bold red]error:[/bold red] {err}")
+        raise typer.Exit(2) from err
+    Console().print(f"wrote {out}")
+
+
+@app.command()
+def compare(
+    out: Path = typer.Option(..., help="Output directory (resumable): runs/, table.md, summary.json, plots."),
+    objectives: str | None = typer.Option(
+        None, help="Comma-separated (default grpo,dapo,cispo,gppo,ce_gppo,aspo,dgpo)."
+    ),
+    seeds: int | None = typer.Option(None, help="Seeds per objective (default 3)."),
+    steps: int = typer.Option(60, help="RL steps per run."),
+    minutes: float = typer.Option(3.0, help="Wall-clock budget of each run's RL stage, in minutes."),
+    quick: bool = typer.Option(False, help="grpo, cispo, dgpo × 2 seeds (about 6 minutes on 2 cores)."),
+    stress: bool = typer.Option(False, help="Stress preset: 4 passes per batch and lr 2e-4, to provoke divergence."),
+    config: str | None = typer.Option(None, help="YAML overriding the run config of every run (e.g. task sizes)."),
+) -> None:
+    """Run the embedded task for each objective × seed and write mean ± 95% CI tables and plots."""
+    import yaml
+
+    from dgpo.compare import DEFAULT_OBJECTIVES, QUICK_OBJECTIVES, CompareSpec, run_compare
+
+    try:
+        chosen = objectives.split(",") if objectives else list(QUICK_OBJECTIVES if quick else DEFAULT_OBJECTIVES)
+        base = {}
+        if config is not None:
+            if not Path(config).is_file():
+                raise FileNotFoundError(f"config file not found: {config}")
+            base = yaml.safe_load(Path(config).read_text()) or {}
+        spec = CompareSpec(
+            out=out, objectives=tuple(o.strip() for o in chosen), seeds=seeds or (2 if quick else 3),
+            steps=steps, minutes=minutes, stress=stress, base=base,
+        )  # fmt: skip
+        run_compare(spec)
+    except (ValueError, FileNotFoundError) as err:
+        Console(stderr=True).print(f"[bold red]error:[/bold red] {err}")
+        raise typer.Exit(2) from err
+
+
 if __name__ == "__main__":
     app()

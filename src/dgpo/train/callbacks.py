@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 
 from rich.console import Console
@@ -83,3 +84,22 @@ class RichProgressCallback(TrainerCallback):
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
+
+
+class TimeBudgetCallback(TrainerCallback):
+    """Stops training once ``minutes`` of wall-clock time have passed (checked after every step)."""
+
+    def __init__(self, minutes: float):
+        if not minutes > 0:
+            raise ValueError(f"max_minutes must be > 0, got {minutes}")
+        self.seconds = 60.0 * minutes
+        self.start = 0.0
+        self.stopped_early = False
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.start = time.monotonic()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if time.monotonic() - self.start > self.seconds:
+            control.should_training_stop = True
+            self.stopped_early = True

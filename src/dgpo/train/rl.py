@@ -60,7 +60,7 @@ def train_rl(
 
     from dgpo.rewards import MathReward
     from dgpo.tiny import load_tokenizer
-    from dgpo.train.callbacks import JsonlMetricsCallback, RichProgressCallback
+    from dgpo.train.callbacks import JsonlMetricsCallback, RichProgressCallback, TimeBudgetCallback
     from dgpo.train.run import last_checkpoint, rl_prompts
     from dgpo.train.trl import DGPOTrainer
 
@@ -74,6 +74,8 @@ def train_rl(
         processing_class=load_tokenizer(model_path),
         callbacks=[JsonlMetricsCallback(out / "metrics.jsonl"), RichProgressCallback(console)],
     )
+    if cfg.rl.max_minutes is not None:
+        trainer.add_callback(TimeBudgetCallback(cfg.rl.max_minutes))
     trainer.remove_callback(PrinterCallback)
     checkpoint = last_checkpoint(out / "checkpoints") if resume else None
     if resume:

@@ -21,6 +21,7 @@ from dgpo.data.prompts import R1_TEMPLATE, format_problem
 from dgpo.data.train_sets import load_train_set
 from dgpo.eval.backends import SamplingSettings, check_model_path
 from dgpo.eval.held_out import evaluate_rows
+from dgpo.fileio import write_atomically
 from dgpo.train.run_config import RunConfig, save_config
 from dgpo.train.task import make_splits
 
@@ -65,18 +66,21 @@ def prepare_model(cfg: RunConfig, out: Path, console: Console) -> tuple[str, lis
     if (warm / "model.safetensors").exists():
         console.print(f"warm start: reusing {warm}")
         return str(warm), train, test
+    from transformers import AutoModelForCausalLM
+
     from dgpo.tiny import build_tiny_model, load_tokenizer
     from dgpo.train.sft import supervised_warm_start
 
+    # Built in a scratch folder and renamed when done: a kill mid-way never leaves a half-trained "warm start".
+    scratch = out / "warm_start.partial"
+    shutil.rmtree(scratch, ignore_errors=True)
     seed_everything(cfg.seed)
     corpus = [f"{r['problem']} {r['solution']}" for r in train[:2000]]
     build_tiny_model(
-        warm, corpus, cfg.seed, cfg.tiny.vocab_size, cfg.tiny.hidden_size, cfg.tiny.layers, max_positions=512
+        scratch, corpus, cfg.seed, cfg.tiny.vocab_size, cfg.tiny.hidden_size, cfg.tiny.layers, max_positions=512
     )
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_pretrained(warm)
-    tokenizer = load_tokenizer(warm)
+    model = AutoModelForCausalLM.from_pretrained(scratch)
+    tokenizer = load_tokenizer(scratch)
     ws = cfg.warm_start
     with console.status(f"warm start: {ws.steps} supervised steps") as status:
 
@@ -86,7 +90,8 @@ def prepare_model(cfg: RunConfig, out: Path, console: Console) -> tuple[str, lis
         losses = supervised_warm_start(
             model, tokenizer, train, template_for(cfg), ws.steps, ws.learning_rate, ws.batch_size, cfg.seed, show
         )
-    model.save_pretrained(warm)
+    model.save_pretrained(scratch)
+    os.replace(scratch, warm)
     console.print(f"warm start: {ws.steps} steps, loss {losses[0]:.3f} → {losses[-1]:.3f}")
     return str(warm), train, test
 
@@ -109,7 +114,7 @@ def held_out(cfg: RunConfig, model_path: str, rows: list[dict], tag: str, out: P
         seed=cfg.seed,
     )  # fmt: skip
     result = {"greedy": greedy["avg"], "avg": sampled["avg"], "pass": sampled["pass"][h.k], "items": len(rows)}
-    cache.write_text(json.dumps(result, indent=2))
+    write_atomically(cache, json.dumps(result, indent=2))
     console.print(f"held-out {tag} RL: greedy {100 * result['greedy']:.1f}% on {len(rows)} items")
     return result
 
@@ -175,7 +180,7 @@ def run_training(cfg: RunConfig, console: Console | None = None, resume: bool = 
     final = train_rl(cfg, model_path, train_rows, template_for(cfg), out, console, resume)
     after = held_out(cfg, str(final), test_rows, "after", out, console) if test_rows else None
     results = {"final_model": str(final), "before": before, "after": after}
-    (out / "results.json").write_text(json.dumps(results, indent=2))
+    write_atomically(out / "results.json", json.dumps(results, indent=2))
     if before and after:
         print_results(cfg, before, after, console)
     return results

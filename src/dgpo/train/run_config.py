@@ -45,6 +45,7 @@ class RLConfig:
     aggregation: str = "token-mean"
     learning_rate: float = 2e-5  # 3e-4 collapsed the warm-started tiny model within 10 steps (measured)
     max_steps: int = 60
+    max_minutes: float | None = None  # wall-clock budget of the RL stage; stops early (not resumable exactly)
     per_device_train_batch_size: int = 64
     gradient_accumulation_steps: int = 1
     num_generations: int = 8

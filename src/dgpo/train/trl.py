@@ -15,7 +15,6 @@ Generation (transformers or vLLM), the reference model, PEFT and accelerate are 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
@@ -24,20 +23,11 @@ from trl import GRPOTrainer
 
 from dgpo.advantages import compute_advantages
 from dgpo.aggregation import aggregate
+from dgpo.fileio import write_atomically
 from dgpo.train.config import DGPOConfig
 
 #: Written (atomically) into a checkpoint folder once the whole checkpoint is saved.
 COMPLETE_MARKER = "dgpo_checkpoint_complete"
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file, fsync and rename: the file is either absent or whole."""
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 class DGPOTrainer(GRPOTrainer):
