@@ -60,9 +60,10 @@ class CompareSpec:
 
 def run_compare(spec: CompareSpec, console: Console | None = None) -> dict:
     """Run (or resume) every objective × seed and write ``table.md``, ``summary.json`` and the plots."""
-    from dgpo.train.run import check_config, held_out, prepare_model, run_training
+    from dgpo.train.run import check_config, held_out, prepare_model, quiet_libraries, run_training
 
     console = console or Console()
+    quiet_libraries()
     out = spec.out
     runs = [(objective, seed) for seed in range(spec.seeds) for objective in spec.objectives]
     console.print(

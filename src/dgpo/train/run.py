@@ -148,7 +148,7 @@ def check_config(cfg: RunConfig) -> None:
         check_model_path(cfg.model)
 
 
-def _quiet_libraries() -> None:
+def quiet_libraries() -> None:
     """Our progress bars and tables are the output; transformers' own bars and deprecation notices are noise."""
     import warnings
 
@@ -164,7 +164,7 @@ def run_training(cfg: RunConfig, console: Console | None = None, resume: bool = 
     """The whole run; returns held-out results (embedded) and the final model path."""
     console = console or Console()
     check_config(cfg)
-    _quiet_libraries()
+    quiet_libraries()
     out = Path(cfg.output_dir)
     if not resume and out.exists() and any(out.iterdir()):
         if not overwrite:

@@ -64,6 +64,8 @@ class DGPOTrainer(GRPOTrainer):
 
     def _dgpo_advantages(self, group: int, local_size: int) -> torch.Tensor:
         rewards_per_func = self._captured_rewards
+        if group < 2:  # one sample per prompt (TRL's eval default): no group baseline, no advantage
+            return torch.zeros(local_size, device=rewards_per_func.device)
         weights = self.reward_weights.to(rewards_per_func.device)
         unscorable = torch.isnan(rewards_per_func).all(dim=1)
         rewards = (rewards_per_func * weights).nansum(dim=1)
