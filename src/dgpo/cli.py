@@ -214,7 +214,7 @@ def compare(
     seeds: int | None = typer.Option(None, help="Seeds per objective (default 3)."),
     steps: int = typer.Option(60, help="RL steps per run."),
     minutes: float = typer.Option(3.0, help="Wall-clock budget of each run's RL stage, in minutes."),
-    quick: bool = typer.Option(False, help="grpo, cispo, dgpo × 2 seeds (about 6 minutes on 2 cores)."),
+    quick: bool = typer.Option(False, help="grpo, cispo, dgpo × 2 seeds (about 5 minutes on 2 cores)."),
     stress: bool = typer.Option(False, help="Stress preset: 4 passes per batch and lr 2e-4, to provoke divergence."),
     config: str | None = typer.Option(None, help="YAML overriding the run config of every run (e.g. task sizes)."),
 ) -> None:

@@ -100,6 +100,8 @@ def plot_runs(runs: Sequence[str | Path], out: str | Path):
             if points:
                 steps, values = zip(*points, strict=True)
                 ax.plot(steps, values, label=run_label(run), lw=1.2)
+        if key.startswith("weight/"):  # soft clipping's LN weights span orders of magnitude
+            ax.set_yscale("symlog", linthresh=1.0)
         ax.set_title(title)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
