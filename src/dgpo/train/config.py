@@ -26,6 +26,7 @@ from trl import GRPOConfig
 from dgpo.advantages import ADVANTAGES
 from dgpo.aggregation import AGGREGATIONS
 from dgpo.losses import LOSSES, Objective, get_loss
+from dgpo.train.choices import check_choices
 
 _TRL_DEFAULTS = {f.name: f.default for f in fields(GRPOConfig)}
 
@@ -45,11 +46,8 @@ class DGPOConfig(GRPOConfig):
     def __post_init__(self) -> None:
         self._refuse_replaced_options()
         super().__post_init__()
-        if self.advantage not in ADVANTAGES:
-            raise ValueError(f"unknown advantage {self.advantage!r}; valid advantages: {', '.join(ADVANTAGES)}")
-        if self.aggregation not in AGGREGATIONS:
-            raise ValueError(f"unknown aggregation {self.aggregation!r}; valid aggregations: {', '.join(AGGREGATIONS)}")
-        self.build_objective()  # validates the name and every parameter now, not at the first step
+        # Validates every choice and parameter now, not at the first training step.
+        check_choices(self.objective, self.objective_params(), self.advantage, self.aggregation)
 
     def _refuse_replaced_options(self) -> None:
         if self.use_liger_kernel:

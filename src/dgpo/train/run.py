@@ -130,15 +130,9 @@ def last_checkpoint(checkpoints: Path) -> str | None:
 
 def check_config(cfg: RunConfig) -> None:
     """Fail before any work on a bad objective, parameter, advantage, aggregation, model or dataset."""
-    from dgpo.advantages import ADVANTAGES
-    from dgpo.aggregation import AGGREGATIONS
-    from dgpo.losses import get_loss
+    from dgpo.train.choices import check_choices
 
-    get_loss(cfg.rl.objective, **cfg.rl.objective_kwargs)
-    if cfg.rl.advantage not in ADVANTAGES:
-        raise ValueError(f"unknown advantage {cfg.rl.advantage!r}; valid advantages: {', '.join(ADVANTAGES)}")
-    if cfg.rl.aggregation not in AGGREGATIONS:
-        raise ValueError(f"unknown aggregation {cfg.rl.aggregation!r}; valid aggregations: {', '.join(AGGREGATIONS)}")
+    check_choices(cfg.rl.objective, cfg.rl.objective_kwargs, cfg.rl.advantage, cfg.rl.aggregation)
     for name in ("max_steps", "per_device_train_batch_size", "num_generations", "max_completion_length"):
         if getattr(cfg.rl, name) < 1:
             raise ValueError(f"rl.{name} must be >= 1, got {getattr(cfg.rl, name)}")
