@@ -86,6 +86,12 @@ def weights(
     )
 
 
+def fail(err: Exception) -> None:
+    """A user error (bad value, missing file): one red line on stderr and exit code 2, no traceback."""
+    Console(stderr=True).print(f"[bold red]error:[/bold red] {err}")
+    raise typer.Exit(2) from err
+
+
 @app.command("eval")
 def eval_command(
     model: str = typer.Option(..., help="Model directory or Hugging Face id."),
@@ -119,8 +125,7 @@ def eval_command(
         )  # fmt: skip
         run_eval(cfg, generate=not summary_only)
     except (ValueError, FileNotFoundError) as err:
-        Console(stderr=True).print(f"[bold red]error:[/bold red] {err}")
-        raise typer.Exit(2) from err
+        fail(err)
 
 
 @app.command()
@@ -179,8 +184,7 @@ def train(
             cfg = load_config(config, overrides)
         run_training(cfg, resume=resume is not None, overwrite=overwrite)
     except (ValueError, FileNotFoundError) as err:
-        Console(stderr=True).print(f"[bold red]error:[/bold red] {err}")
-        raise typer.Exit(2) from err
+        fail(err)
 
 
 @app.command()
@@ -200,8 +204,7 @@ def plot(
                 raise FileNotFoundError(f"run directory not found: {', '.join(missing)}")
             plot_runs(targets, out)
     except (ValueError, FileNotFoundError) as err:
-        Console(stderr=True).print(f"[bold red]error:[/bold red] {err}")
-        raise typer.Exit(2) from err
+        fail(err)
     Console().print(f"wrote {out}")
 
 
@@ -219,25 +222,19 @@ def compare(
     config: str | None = typer.Option(None, help="YAML overriding the run config of every run (e.g. task sizes)."),
 ) -> None:
     """Run the embedded task for each objective × seed and write mean ± 95% CI tables and plots."""
-    import yaml
-
     from dgpo.compare import DEFAULT_OBJECTIVES, QUICK_OBJECTIVES, CompareSpec, run_compare
+    from dgpo.train.run_config import read_overrides
 
     try:
         chosen = objectives.split(",") if objectives else list(QUICK_OBJECTIVES if quick else DEFAULT_OBJECTIVES)
-        base = {}
-        if config is not None:
-            if not Path(config).is_file():
-                raise FileNotFoundError(f"config file not found: {config}")
-            base = yaml.safe_load(Path(config).read_text()) or {}
+        base = read_overrides(config) if config is not None else {}
         spec = CompareSpec(
             out=out, objectives=tuple(o.strip() for o in chosen), seeds=seeds or (2 if quick else 3),
             steps=steps, minutes=minutes, stress=stress, base=base,
         )  # fmt: skip
         run_compare(spec)
     except (ValueError, FileNotFoundError) as err:
-        Console(stderr=True).print(f"[bold red]error:[/bold red] {err}")
-        raise typer.Exit(2) from err
+        fail(err)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from rich.console import Console
 from dgpo.fileio import write_atomically
 from dgpo.losses import LOSSES
 from dgpo.stats import Interval, t_interval
-from dgpo.train.run_config import RunConfig, from_dict, merge, to_dict
+from dgpo.train.run_config import RunConfig, load_config, merge
 
 DEFAULT_OBJECTIVES = ("grpo", "dapo", "cispo", "gppo", "ce_gppo", "aspo", "dgpo")
 QUICK_OBJECTIVES = ("grpo", "cispo", "dgpo")
@@ -48,14 +48,11 @@ class CompareSpec:
             )
 
     def run_config(self, objective: str | None, seed: int, output_dir: Path) -> RunConfig:
-        data = merge(to_dict(RunConfig()), self.base)
-        if self.stress:
-            data = merge(data, STRESS_OVERRIDES)
         rl = {"max_steps": self.steps, "max_minutes": self.minutes}
         if objective is not None:
             rl["objective"] = objective
-        data = merge(data, {"output_dir": str(output_dir), "seed": seed, "rl": rl})
-        return from_dict(RunConfig, data)
+        overrides = merge(self.base, STRESS_OVERRIDES) if self.stress else self.base
+        return load_config(None, merge(overrides, {"output_dir": str(output_dir), "seed": seed, "rl": rl}))
 
 
 def run_compare(spec: CompareSpec, console: Console | None = None) -> dict:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from dgpo.data.prompts import R1_TEMPLATE, build_prompt
-from dgpo.eval.backends import HFBackend, SamplingSettings
+from dgpo.data.prompts import R1_TEMPLATE
+from dgpo.eval.backends import HFBackend, SamplingSettings, sample_and_score
 from dgpo.eval.passk import summarize_benchmark
 from dgpo.rewards.math import MathVerifier
 
@@ -31,9 +31,8 @@ def evaluate_rows(
     try:
         for start in range(0, len(units), batch_size):
             batch = units[start : start + batch_size]
-            prompts = [build_prompt(tokenizer, row["problem"], template) for row, _ in batch]
-            generations = backend.generate(prompts, settings, [seed + start + i for i in range(len(batch))])
-            scored = verifier.score([g.text for g in generations], [row["answer"] for row, _ in batch])
+            seeds = [seed + start + i for i in range(len(batch))]
+            _, scored = sample_and_score(backend, verifier, [row for row, _ in batch], template, settings, seeds)
             for (row, _), result in zip(batch, scored, strict=True):
                 correct[row["id"]].append(result.reward == 1.0)
     finally:

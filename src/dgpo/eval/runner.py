@@ -18,8 +18,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.text import Text
 
 from dgpo.data.benchmarks import load_benchmark, parse_benchmarks
-from dgpo.data.prompts import R1_TEMPLATE, build_prompt
-from dgpo.eval.backends import SamplingSettings, check_model_path, make_backend
+from dgpo.data.prompts import R1_TEMPLATE
+from dgpo.eval.backends import SamplingSettings, check_model_path, make_backend, sample_and_score
 from dgpo.eval.report import summarize, write_results
 from dgpo.eval.samples import SampleWriter, load_samples
 from dgpo.rewards.math import MathVerifier
@@ -148,10 +148,9 @@ def _generate(cfg, backend, todo, samples_path, missing_per_problem, total_probl
             correct = 0
             for start in range(0, len(todo), backend.batch_size):
                 batch = todo[start : start + backend.batch_size]
-                prompts = [build_prompt(backend.tokenizer, row["problem"], cfg.template) for _, row, _ in batch]
                 seeds = [_sample_seed(cfg.seed, bench, row["id"], index) for bench, row, index in batch]
-                generations = backend.generate(prompts, cfg.sampling, seeds)
-                scored = verifier.score([g.text for g in generations], [row["answer"] for _, row, _ in batch])
+                rows = [row for _, row, _ in batch]
+                generations, scored = sample_and_score(backend, verifier, rows, cfg.template, cfg.sampling, seeds)
                 records = [
                     {
                         "benchmark": bench,

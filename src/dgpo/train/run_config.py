@@ -121,14 +121,19 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     """Defaults ← YAML file ← overrides (nested dicts, e.g. {"rl": {"objective": "grpo"}})."""
     data = to_dict(RunConfig())
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"config file not found: {path}")
-        loaded = yaml.safe_load(path.read_text()) or {}
-        from_dict(RunConfig, loaded)  # reject unknown keys with their full names
-        data = merge(data, loaded)
+        data = merge(data, read_overrides(path))
     data = merge(data, overrides or {})
     return from_dict(RunConfig, data)
+
+
+def read_overrides(path: str | Path) -> dict:
+    """The nested dict of a YAML config file, its keys checked against RunConfig (unknown keys raise)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    loaded = yaml.safe_load(path.read_text()) or {}
+    from_dict(RunConfig, merge(to_dict(RunConfig()), loaded))  # reject unknown keys with their full names
+    return loaded
 
 
 def save_config(cfg: RunConfig, path: Path) -> None:
