@@ -144,3 +144,87 @@ def test_nan_on_padding_is_ignored():
     (grad,) = torch.autograd.grad(loss.sum(), logp)
     assert torch.isfinite(loss).all() and torch.isfinite(grad).all()
     assert loss[0, 3] == 0 and grad[0, 3] == 0 and grad[1, 2] == 0
+
+
+def reference_metrics(name: str, logp, old, adv, mask) -> dict[str, float]:
+    """The ten metrics from boolean masks and DESIGN.md's weight table, written independently of dgpo.metrics."""
+    active = mask.bool()
+    adv_t = adv.unsqueeze(1).expand_as(logp) if adv.dim() == 1 else adv
+    r = torch.exp((logp - old).clamp(-20, 20))
+    if name == "gspo":
+        seq = torch.exp(((logp - old) * mask).sum(1, keepdim=True) / mask.sum(1, keepdim=True).clamp(min=1))
+        region_r = seq.expand_as(r)
+        el, eh = 3e-4, 4e-4
+        w = torch.where(((region_r < 1 - el) & (adv_t < 0)) | ((region_r > 1 + eh) & (adv_t >= 0)), 0.0, region_r)
+    else:
+        region_r = r
+        el = 0.2 if name in ("pg", "sapo") else table_weight.__globals__["DEFAULTS"][name].get("eps_low")
+        eh = 0.2 if name in ("pg", "sapo") else table_weight.__globals__["DEFAULTS"][name].get("eps_high")
+        w = table_weight(name, r, adv_t)
+    below, above, neg = region_r < 1 - el, region_r > 1 + eh, adv_t < 0
+    vs_pg = (w / r)[active]
+    regions = {
+        "inside": ~below & ~above,
+        "ln": below & neg,
+        "hp": above & ~neg,
+        "lp": below & ~neg,
+        "hn": above & neg,
+    }
+    n = active.sum().item()
+    ln_values = (w / r)[active & regions["ln"]]
+    out = {
+        "ratio/mean": region_r[active].mean().item(),
+        "ratio/max": region_r[active].max().item(),
+        "weight/vs_pg_mean": vs_pg.mean().item(),
+        "weight/vs_pg_max": vs_pg.max().item(),
+        "weight/ln_vs_pg_max": ln_values.max().item() if ln_values.numel() else 0.0,
+    }
+    out.update({f"region/{k}": (v & active).sum().item() / n for k, v in regions.items()})
+    return out
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("per_token_adv", [False, True])
+@pytest.mark.parametrize("mask_dtype", [torch.bool, torch.int32, torch.float64])
+@pytest.mark.parametrize("padding", [float("nan"), -1.0])  # NaN takes the exact-check path, finite the fast one
+def test_metrics_match_an_independent_boolean_reference(name, per_token_adv, mask_dtype, padding):
+    g = torch.Generator().manual_seed(7)
+    b, t = 6, 9
+    old = -torch.rand(b, t, generator=g, dtype=torch.float64) * 3
+    # A wide log-ratio spread so every region is populated; GSPO's rows get distinct sequence ratios.
+    logp = old + 0.6 * torch.randn(b, t, generator=g, dtype=torch.float64)
+    adv = torch.randn(b, t, generator=g, dtype=torch.float64) if per_token_adv else torch.randn(b, generator=g)
+    adv = adv.to(torch.float64)
+    mask = torch.rand(b, t, generator=g) > 0.3
+    mask[0] = False  # a fully padded sequence
+    logp[~mask] = padding
+    _, metrics = get_loss(name)(logp, old, adv, mask.to(mask_dtype))
+    clean_logp = torch.where(mask, logp, old)
+    expected = reference_metrics(name, clean_logp, old, adv, mask.to(torch.float64))
+    for key, value in expected.items():
+        assert metrics[key].item() == pytest.approx(value, rel=1e-12, abs=1e-12), key
+    assert 0 < metrics["region/ln"].item() and 0 < metrics["region/hp"].item() or name == "gspo"
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("per_token_adv", [False, True])
+def test_garbage_on_padding_gives_the_same_loss_gradient_and_metrics_as_clean_padding(name, per_token_adv):
+    # NaN/-Inf padding takes the exact-check path, finite padding the fast one: both must agree exactly.
+    logp, old, adv, _ = batch(b=4, t=6, seed=3)
+    if per_token_adv:
+        adv = adv.unsqueeze(1).expand(4, 6).clone()
+    mask = torch.ones(4, 6)
+    mask[0, 4:], mask[2, 1:] = 0, 0
+    results = []
+    for fill in (0.0, float("nan"), float("-inf")):
+        dirty = logp.clone()
+        dirty[mask == 0] = fill
+        old_dirty = old.clone()
+        old_dirty[mask == 0] = -fill if fill == fill else fill
+        leaf = dirty.requires_grad_(True)
+        loss, metrics = get_loss(name)(leaf, old_dirty, adv, mask)
+        (grad,) = torch.autograd.grad(loss.sum(), leaf)
+        results.append((loss.detach(), grad, {k: v.item() for k, v in metrics.items()}))
+    for loss, grad, metrics in results[1:]:
+        assert torch.equal(loss, results[0][0]) and torch.equal(grad, results[0][1])
+        assert metrics == results[0][2]

@@ -14,10 +14,10 @@ from dgpo.losses import ppo, soft, aspo, gspo, sapo, dgpo  # noqa: F401  (import
 
 # isort: on
 from dgpo.losses.aspo import ASPOConfig
-from dgpo.losses.base import LOG_RATIO_CLAMP
 from dgpo.losses.config import LossConfig
 from dgpo.losses.dgpo import DGPOConfig
 from dgpo.losses.gspo import GSPOConfig
+from dgpo.losses.inputs import LOG_RATIO_CLAMP
 from dgpo.losses.ppo import DAPOConfig, GRPOConfig, PGConfig
 from dgpo.losses.registry import LOSS_FUNCTIONS, LOSSES, Objective, get_loss, register
 from dgpo.losses.sapo import SAPOConfig

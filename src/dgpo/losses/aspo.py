@@ -7,8 +7,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from dgpo.losses.base import Regions, assemble, prepare
+from dgpo.losses.base import assemble
 from dgpo.losses.config import LossConfig
+from dgpo.losses.inputs import prepare
+from dgpo.losses.regions import Regions
 from dgpo.losses.registry import register
 
 
@@ -49,10 +51,13 @@ def aspo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: AS
     x = prepare(logp, old_logp, adv, mask)
     with torch.no_grad():
         regions = Regions.classify(x.ratio, x.adv, cfg.eps_low, cfg.eps_high)
-        positive = x.adv >= 0
-        flipped = torch.reciprocal(x.ratio)
-        weight = torch.where(positive, flipped, x.ratio)
-        weight = torch.where(regions.lp | regions.hn, weight.clamp(max=cfg.dual_clip_c), weight)
-        weight = torch.where(regions.ln | regions.hp, torch.zeros_like(weight), weight)
-        value = -x.adv * weight * x.logp.detach()
-    return assemble(x, value, weight, regions)
+        # 1/r on Â ≥ 0 rows, r on Â < 0 rows (products with 0/1 indicators, exact).
+        base = torch.reciprocal(x.ratio).mul_(regions.positive).addcmul_(x.ratio, regions.negative)
+        capped = base.clamp(max=cfg.dual_clip_c)
+        # Inside the trust region the base weight; LN and HP cut to 0; LP and HN capped at c.
+        inside = torch.add(regions.below, regions.above).neg_().add_(1.0)
+        weight = base.mul_(inside)
+        lp_or_hn = torch.mul(regions.below, regions.positive, out=inside).addcmul_(regions.above, regions.negative)
+        weight.addcmul_(capped, lp_or_hn)
+        value = (x.adv * weight).mul_(x.logp_values()).neg_()
+    return assemble(x, weight, regions, value=value)

@@ -1,29 +1,29 @@
-"""Machinery shared by every objective: input checks, the ratio, regions, the exact surrogate and metrics.
+"""The exact decoupled surrogate shared by every objective, the PPO clipped value, and the objective metrics.
 
 Every objective is defined by two per-token tensors (DESIGN.md §2):
 
 * the forward value ``v`` (it already contains −Â), and
 * the log-prob-gradient weight ``w``, so that ``∂loss/∂logp = −Â·w``.
 
-:func:`assemble` turns them into one loss that is exact in both, whatever the objective:
+:func:`assemble` turns them into one per-token loss that is exact in both, whatever the objective:
 
     loss = sg(v) − Â · sg(w) · (logp − sg(logp))
 
-Its value is ``v`` (the second term is 0) and its gradient is ``−Â·w``. ``v`` and ``w`` are computed under
-``torch.no_grad()``, so autograd keeps a single (B, T) coefficient per call instead of a graph through
-``exp``/``clamp``/``where``: cheap in memory, and no branch of a ``where`` can leak a NaN gradient.
-
-The log-ratio is clamped to ±:data:`LOG_RATIO_CLAMP` before ``exp``. Beyond that bound the weight is evaluated at
-the clamped ratio and the gradient stays ``−Â·w(clamped r)`` (verl's clamp instead makes it zero).
+Its value is ``v`` and its gradient is ``−Â·w``. It is implemented as a custom autograd function
+(:class:`DecoupledSurrogate`) rather than as that expression: autograd then keeps one (B, T) tensor, the slope
+``−Â·w``, and the backward is one multiplication; ``logp`` itself is never read, so whatever padding holds (NaN,
+−Inf) cannot reach a value or a gradient. ``v`` and ``w`` are computed under ``torch.no_grad()`` from the
+prepared inputs (:mod:`dgpo.losses.inputs`), whose log-ratio is clamped to ±20.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
+from dgpo.losses.inputs import TokenInputs
+from dgpo.losses.regions import Regions
 from dgpo.metrics import (
     RATIO_MAX,
     RATIO_MEAN,
@@ -31,177 +31,118 @@ from dgpo.metrics import (
     WEIGHT_LN_VS_PG_MAX,
     WEIGHT_VS_PG_MAX,
     WEIGHT_VS_PG_MEAN,
-    masked_fraction,
-    masked_max,
-    masked_mean,
 )
 
-LOG_RATIO_CLAMP = 20.0
 
+class DecoupledSurrogate(torch.autograd.Function):
+    """Per-token loss with value ``v`` and gradient ``∂/∂logp = −Â·w`` (cast to logp's dtype), zero on padding.
 
-@dataclass(frozen=True)
-class TokenInputs:
-    """Checked, upcast inputs of one objective call; every tensor is (B, T).
-
-    ``logp`` carries the gradient (masked positions replaced by 0 so padding can never produce NaN);
-    ``old_logp``, ``adv``, ``log_ratio`` and ``ratio`` are detached; ``mask`` is boolean.
+    ``forward(logp, adv, weight, mask, value)``: ``slope = −Â·w·mask`` is computed here and is the only tensor
+    saved for backward. With ``value`` None (``v = −Â·w``) the output *is* the slope, saved as an output, like
+    ``torch.exp`` saves its result: one (B, T) tensor for value and gradient. Modifying that output in place then
+    makes backward raise autograd's usual "modified by an inplace operation" error; out-of-place use is free.
     """
 
-    logp: Tensor
-    old_logp: Tensor
-    adv: Tensor
-    mask: Tensor
-    log_ratio: Tensor
-    ratio: Tensor
+    @staticmethod
+    def forward(ctx, logp: Tensor, adv: Tensor, weight: Tensor, mask: Tensor, value: Tensor | None) -> Tensor:
+        slope = torch.mul(adv, weight)
+        slope = slope.mul_(mask) if slope.shape == mask.shape else slope * mask
+        slope.neg_()
+        ctx.save_for_backward(slope)
+        ctx.logp_dtype = logp.dtype
+        return slope if value is None else value * mask
 
-
-@dataclass(frozen=True)
-class Regions:
-    """Boolean (B, T) masks of the five regions of DESIGN.md §2, decided on a ratio and the sign of Â.
-
-    Tokens with Â = 0 are labelled as positive (LP/HP); they get zero gradient in every objective anyway.
-    """
-
-    inside: Tensor
-    ln: Tensor
-    hp: Tensor
-    lp: Tensor
-    hn: Tensor
-
-    @classmethod
-    def classify(cls, ratio: Tensor, adv: Tensor, eps_low: float, eps_high: float) -> Regions:
-        below = ratio < 1.0 - eps_low
-        above = ratio > 1.0 + eps_high
-        negative = adv < 0
-        return cls(
-            inside=~(below | above),
-            ln=below & negative,
-            hp=above & ~negative,
-            lp=below & ~negative,
-            hn=above & negative,
-        )
-
-
-def _require_tensor(name: str, value: object) -> Tensor:
-    if not isinstance(value, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
-    return value
-
-
-def _require_finite(name: str, values: Tensor, active: Tensor) -> None:
-    bad = ~torch.isfinite(values) & active
-    count = int(bad.sum())
-    if count:
-        raise ValueError(f"{name} holds NaN or Inf at {count} active position(s); expected finite values")
-
-
-def compute_dtype(*tensors: Tensor) -> torch.dtype:
-    """float64 stays float64; everything else (bf16, fp16, float32) is computed in float32."""
-    return torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32
-
-
-def prepare(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor) -> TokenInputs:
-    """Validate shapes and values, upcast, broadcast ``adv`` to (B, T), and compute the clamped ratio.
-
-    Args:
-        logp: (B, T) log π_θ of the sampled tokens (carries the gradient).
-        old_logp: (B, T) log π_old (treated as a constant).
-        adv: (B,) per-sequence or (B, T) per-token advantages Â (treated as a constant).
-        mask: (B, T) 1/True on response tokens, 0/False on padding.
-
-    Raises:
-        TypeError: a non-tensor argument or a non-floating ``logp``.
-        ValueError: a shape mismatch (naming both shapes), a mask value other than 0/1, or NaN/Inf on an
-            active token.
-    """
-    logp = _require_tensor("logp", logp)
-    old_logp = _require_tensor("old_logp", old_logp)
-    adv = _require_tensor("adv", adv)
-    mask = _require_tensor("mask", mask)
-    if logp.dim() != 2:
-        raise ValueError(f"logp must have shape (B, T), got {tuple(logp.shape)}")
-    if not logp.is_floating_point() or not old_logp.is_floating_point():
-        raise TypeError(f"logp and old_logp must be floating point, got {logp.dtype} and {old_logp.dtype}")
-    for name, other in (("old_logp", old_logp), ("mask", mask)):
-        if other.shape != logp.shape:
-            raise ValueError(f"{name} shape {tuple(other.shape)} does not match logp shape {tuple(logp.shape)}")
-    if adv.shape not in (logp.shape[:1], logp.shape):
-        raise ValueError(
-            f"adv shape {tuple(adv.shape)} does not match logp shape {tuple(logp.shape)}; "
-            f"expected ({logp.shape[0]},) or {tuple(logp.shape)}"
-        )
-
-    if mask.dtype == torch.bool:
-        active = mask
-    else:
-        active = mask != 0
-        if bool(((mask != 0) & (mask != 1)).any()):
-            raise ValueError("mask must hold only 0 and 1 (or booleans)")
-
-    dtype = compute_dtype(logp, old_logp)
-    adv_tokens = adv.detach().to(dtype)
-    if adv_tokens.dim() == 1:
-        adv_tokens = adv_tokens.unsqueeze(1).expand_as(logp)
-    _require_finite("logp", logp.detach(), active)
-    _require_finite("old_logp", old_logp.detach(), active)
-    _require_finite("adv", adv_tokens, active)
-
-    zero = torch.zeros((), dtype=dtype, device=logp.device)
-    # Padding may hold anything (-inf, NaN): replace it before any arithmetic so nothing can leak into gradients.
-    logp_c = torch.where(active, logp.to(dtype), zero)
-    old_c = torch.where(active, old_logp.detach().to(dtype), zero)
-    adv_c = torch.where(active, adv_tokens, zero)
-    log_ratio = (logp_c.detach() - old_c).clamp(-LOG_RATIO_CLAMP, LOG_RATIO_CLAMP)
-    return TokenInputs(
-        logp=logp_c, old_logp=old_c, adv=adv_c, mask=active, log_ratio=log_ratio, ratio=torch.exp(log_ratio)
-    )
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None, None, None]:
+        (slope,) = ctx.saved_tensors
+        # Written straight into logp's dtype (bf16: no float32 temporary); the product itself is float32.
+        shape = torch.broadcast_shapes(grad.shape, slope.shape)
+        grad_logp = torch.empty(shape, dtype=ctx.logp_dtype, device=slope.device)
+        return torch.mul(grad, slope, out=grad_logp), None, None, None, None
 
 
 def clipped_value(ratio: Tensor, adv: Tensor, eps_low: float, eps_high: float, dual_clip_c: float | None) -> Tensor:
-    """PPO's clipped per-token loss ``−min(r·Â, clip(r, 1−ε_low, 1+ε_high)·Â)``.
+    """PPO's clipped per-token loss ``−min(r·Â, clip(r, 1−ε_low, 1+ε_high)·Â)`` (not masked).
 
     With dual-clip (Ye et al. 2020, arXiv 1912.09729), for Â < 0 the loss is further capped at ``−c·Â``.
     """
-    unclipped = -adv * ratio
-    clipped = -adv * ratio.clamp(1.0 - eps_low, 1.0 + eps_high)
-    value = torch.maximum(unclipped, clipped)
+    negative_adv = -adv
+    value = ratio * negative_adv
+    clipped = ratio.clamp(1.0 - eps_low, 1.0 + eps_high)
+    clipped = clipped.mul_(negative_adv) if clipped.shape == value.shape else clipped * negative_adv
+    torch.maximum(value, clipped, out=value)
     if dual_clip_c is not None:
-        value = torch.where(adv < 0, torch.minimum(value, -dual_clip_c * adv), value)
+        # The cap −c·Â applies where Â < 0 only; elsewhere +Inf leaves the value alone. Built at Â's shape, which
+        # is (B, 1) for per-sequence advantages, so this costs one (B, T) minimum.
+        cap = torch.where(adv < 0, dual_clip_c * negative_adv, torch.full_like(adv, float("inf")))
+        torch.minimum(value, cap, out=value)
     return value
 
 
 def assemble(
-    inputs: TokenInputs, value: Tensor, weight: Tensor, regions: Regions, region_ratio: Tensor | None = None
+    inputs: TokenInputs,
+    weight: Tensor,
+    regions: Regions,
+    value: Tensor | None = None,
+    region_ratio: Tensor | None = None,
+    weight_vs_pg: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """Build ``sg(v) − Â·sg(w)·(logp − sg(logp))`` (zero on padding) and the objective metrics.
+    """The per-token loss (zero on padding) with value ``v`` and gradient ``−Â·w``, and the objective metrics.
 
     Args:
-        inputs: the prepared tensors of :func:`prepare`.
-        value: (B, T) forward value ``v`` (detached).
-        weight: (B, T) log-prob-gradient weight ``w`` (detached).
-        regions: the region masks, used for the ``region/*`` metrics.
-        region_ratio: (B, T) ratio the regions were decided on, reported as ``ratio/*``
+        inputs: the prepared tensors of :func:`dgpo.losses.inputs.prepare`.
+        weight: (B, T) or (B, 1) log-prob-gradient weight ``w`` (detached, finite, ≥ 0).
+        regions: the region indicators, used for the ``region/*`` metrics.
+        value: forward value ``v`` (detached, finite); None means ``v = −Â·w``, the value of every objective whose
+            surrogate is ``−Â·r``-shaped, which saves a pass.
+        region_ratio: (B, T) or (B, 1) ratio the regions were decided on, reported as ``ratio/*``
             (defaults to the token ratio; GSPO passes its sequence ratio).
+        weight_vs_pg: ``w/r`` when the objective already has it (DGPO); computed otherwise.
     """
-    coefficient = (inputs.adv * weight).detach()
-    surrogate = value.detach() - coefficient * (inputs.logp - inputs.logp.detach())
-    per_token_loss = torch.where(inputs.mask, surrogate, torch.zeros_like(surrogate))
     with torch.no_grad():
-        metrics = objective_metrics(inputs, weight, regions, inputs.ratio if region_ratio is None else region_ratio)
+        metrics = objective_metrics(
+            inputs, weight, regions, inputs.ratio if region_ratio is None else region_ratio, weight_vs_pg
+        )
+    per_token_loss = DecoupledSurrogate.apply(inputs.logp, inputs.adv, weight, inputs.mask, value)
     return per_token_loss, metrics
 
 
-def objective_metrics(inputs: TokenInputs, weight: Tensor, regions: Regions, region_ratio: Tensor) -> dict[str, Tensor]:
-    """The metric dict of DESIGN.md §3, every entry a detached 0-d tensor over active tokens."""
-    mask = inputs.mask
-    # Ratio-to-PG w/r: plain PG has w = r, so this is the one number that compares objectives.
-    vs_pg = weight / inputs.ratio
-    metrics = {RATIO_MEAN: masked_mean(region_ratio, mask), RATIO_MAX: masked_max(region_ratio, mask)}
-    for key, selected in zip(
-        REGION_KEYS, (regions.inside, regions.ln, regions.hp, regions.lp, regions.hn), strict=True
-    ):
-        metrics[key] = masked_fraction(selected, mask, vs_pg.dtype)
-    metrics[WEIGHT_VS_PG_MEAN] = masked_mean(vs_pg, mask)
-    metrics[WEIGHT_VS_PG_MAX] = masked_max(vs_pg, mask)
-    metrics[WEIGHT_LN_VS_PG_MAX] = masked_max(vs_pg, mask & regions.ln)
+def objective_metrics(
+    inputs: TokenInputs, weight: Tensor, regions: Regions, region_ratio: Tensor, vs_pg: Tensor | None = None
+) -> dict[str, Tensor]:
+    """The metric dict of DESIGN.md §3, every entry a detached 0-d tensor over active tokens (0 when none is).
+
+    ``vs_pg`` is the weight relative to plain PG, ``w/r`` (computed from ``weight`` when not given): the one number
+    that compares objectives. Maxima are taken after multiplying by the 0/1 mask, which is exact because ratios and
+    weights are ≥ 0.
+    """
+    tokens = inputs.tokens.clamp_min(1)
+    # One scratch (B, T) buffer serves all the masked reductions: fresh tensors are what costs on CPU.
+    scratch = torch.empty_like(inputs.mask)
+    if region_ratio.shape[-1] == 1 and inputs.mask.shape[-1] != 1:  # a per-sequence ratio (GSPO)
+        ratio_sum = (region_ratio * inputs.row_tokens).sum()
+        ratio_max = (region_ratio * inputs.row_tokens.sign()).max()
+    else:
+        active_ratio = torch.mul(region_ratio, inputs.mask, out=scratch)
+        ratio_sum, ratio_max = active_ratio.sum(), active_ratio.max()
+    metrics = {RATIO_MEAN: ratio_sum / tokens, RATIO_MAX: ratio_max}
+    counts = regions.counts(inputs.mask, inputs.row_tokens, inputs.tokens)
+    for key, count in zip(REGION_KEYS, counts, strict=True):
+        metrics[key] = count / tokens
+    if vs_pg is None:
+        active_vs_pg = torch.div(weight, inputs.ratio, out=scratch).mul_(inputs.mask)
+    else:
+        active_vs_pg = torch.mul(vs_pg, inputs.mask, out=scratch)
+    metrics[WEIGHT_VS_PG_MEAN] = active_vs_pg.sum() / tokens
+    metrics[WEIGHT_VS_PG_MAX] = active_vs_pg.max()
+    metrics[WEIGHT_LN_VS_PG_MAX] = _ln_max(active_vs_pg, regions)
     return metrics
+
+
+def _ln_max(active_vs_pg: Tensor, regions: Regions) -> Tensor:
+    """Max of ``w/r`` over LN tokens, 0 when there are none; overwrites ``active_vs_pg`` (no new (B, T) tensor)."""
+    on_below = active_vs_pg.mul_(regions.below)
+    if regions.negative.shape[-1] == 1:  # per-sequence Â: pick the rows after a per-row max
+        return (on_below.amax(dim=1, keepdim=True) * regions.negative).max()
+    return on_below.mul_(regions.negative).max()

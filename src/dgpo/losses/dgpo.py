@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from dgpo.losses.base import Regions, assemble, prepare
+from dgpo.losses.base import assemble
 from dgpo.losses.config import LossConfig
+from dgpo.losses.inputs import prepare
+from dgpo.losses.regions import Regions
 from dgpo.losses.registry import register
 
 
@@ -54,9 +57,12 @@ def dgpo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: DG
     x = prepare(logp, old_logp, adv, mask)
     with torch.no_grad():
         regions = Regions.classify(x.ratio, x.adv, cfg.eps_low, cfg.eps_high)
-        # Powers through exp(k·log r): exact for any real n, m and never 0**negative.
-        ln_weight = torch.exp((cfg.n + 1) * x.log_ratio) / (1.0 - cfg.eps_low) ** cfg.n
-        hp_weight = (1.0 + cfg.eps_high) ** (1.0 / cfg.m) * torch.exp((1.0 - 1.0 / cfg.m) * x.log_ratio)
-        weight = torch.where(regions.ln, ln_weight, torch.where(regions.hp, hp_weight, x.ratio))
-        value = -x.adv * weight
-    return assemble(x, value, weight, regions)
+        # One exp for both boundaries, in log space: log(w/r) = n·min(log r − log(1−ε_low), 0) on Â < 0 rows
+        # plus min(log(1+ε_high) − log r, 0)/m on Â ≥ 0 rows. Each min is nonzero only beyond its boundary, so
+        # this is log(w/r) of LN and HP and 0 elsewhere; w/r ≤ 1 can never overflow.
+        below_gap = (x.log_ratio - math.log(1.0 - cfg.eps_low)).clamp_max_(0.0)
+        above_gap = torch.rsub(x.log_ratio, math.log(1.0 + cfg.eps_high)).clamp_max_(0.0)
+        vs_pg = below_gap.mul_(cfg.n * regions.negative).add_(above_gap.mul_(regions.positive / cfg.m)).exp_()
+        # Reuse a buffer: on CPU each fresh (B, T) tensor costs page faults (docs/benchmarks.md).
+        weight = torch.mul(x.ratio, vs_pg, out=above_gap)
+    return assemble(x, weight, regions, weight_vs_pg=vs_pg)

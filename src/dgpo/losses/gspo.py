@@ -7,8 +7,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from dgpo.losses.base import Regions, assemble, clipped_value, prepare
+from dgpo.losses.base import assemble, clipped_value
 from dgpo.losses.config import LossConfig
+from dgpo.losses.inputs import prepare
+from dgpo.losses.regions import Regions
 from dgpo.losses.registry import register
 
 
@@ -42,11 +44,9 @@ def gspo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: GS
     """
     x = prepare(logp, old_logp, adv, mask)
     with torch.no_grad():
-        tokens = x.mask.sum(dim=1, keepdim=True).clamp_min(1)
-        # Padding holds log r = 0 after prepare(), so a plain sum is the masked sum.
-        seq_log_ratio = x.log_ratio.sum(dim=1, keepdim=True) / tokens
-        seq_ratio = torch.exp(seq_log_ratio).expand_as(x.ratio)
+        # Padding holds log r = 0 after prepare(), so a plain sum is the masked sum. s is (B, 1).
+        seq_ratio = torch.exp(x.log_ratio.sum(dim=1, keepdim=True) / x.row_tokens.clamp_min(1))
         regions = Regions.classify(seq_ratio, x.adv, cfg.eps_low, cfg.eps_high)
-        weight = torch.where(regions.ln | regions.hp, torch.zeros_like(seq_ratio), seq_ratio)
+        weight = seq_ratio * regions.kept()
         value = clipped_value(seq_ratio, x.adv, cfg.eps_low, cfg.eps_high, None)
-    return assemble(x, value, weight, regions, region_ratio=seq_ratio)
+    return assemble(x, weight, regions, value=value, region_ratio=seq_ratio)

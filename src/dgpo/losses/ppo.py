@@ -7,8 +7,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from dgpo.losses.base import Regions, assemble, clipped_value, prepare
+from dgpo.losses.base import assemble, clipped_value
 from dgpo.losses.config import LossConfig
+from dgpo.losses.inputs import prepare
+from dgpo.losses.regions import Regions, indicator_above
 from dgpo.losses.registry import register
 from dgpo.metrics import DIAGNOSTIC_EPS
 
@@ -54,10 +56,8 @@ def pg_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: PGCo
     """
     x = prepare(logp, old_logp, adv, mask)
     with torch.no_grad():
-        weight = x.ratio
-        value = -x.adv * x.ratio
         regions = Regions.classify(x.ratio, x.adv, DIAGNOSTIC_EPS, DIAGNOSTIC_EPS)
-    return assemble(x, value, weight, regions)
+    return assemble(x, x.ratio, regions, weight_vs_pg=torch.ones_like(x.ratio[:1, :1]))
 
 
 def _hard_clip(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: GRPOConfig) -> tuple[Tensor, dict]:
@@ -65,12 +65,12 @@ def _hard_clip(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: G
     with torch.no_grad():
         regions = Regions.classify(x.ratio, x.adv, cfg.eps_low, cfg.eps_high)
         # Hard clipping: the clipped branch of the min is a constant, so LN/HP tokens get no gradient at all.
-        clipped = regions.ln | regions.hp
-        if cfg.dual_clip_c is not None:
-            clipped = clipped | ((x.adv < 0) & (x.ratio > cfg.dual_clip_c))
-        weight = torch.where(clipped, torch.zeros_like(x.ratio), x.ratio)
+        kept = regions.kept()
+        if cfg.dual_clip_c is not None:  # dual-clip also stops HN tokens with r > c
+            kept.addcmul_(indicator_above(x.ratio, cfg.dual_clip_c), regions.negative, value=-1.0)
+        weight = x.ratio * kept
         value = clipped_value(x.ratio, x.adv, cfg.eps_low, cfg.eps_high, cfg.dual_clip_c)
-    return assemble(x, value, weight, regions)
+    return assemble(x, weight, regions, value=value, weight_vs_pg=kept)
 
 
 @register("grpo", GRPOConfig)

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from dgpo.losses.base import Regions, assemble, prepare
+from dgpo.losses.base import assemble
 from dgpo.losses.config import LossConfig
+from dgpo.losses.inputs import prepare
+from dgpo.losses.regions import Regions
 from dgpo.losses.registry import register
 from dgpo.metrics import DIAGNOSTIC_EPS
 
@@ -42,10 +44,11 @@ def sapo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: SA
     """
     x = prepare(logp, old_logp, adv, mask)
     with torch.no_grad():
-        # Full-precision tensors: torch.where on two Python floats would round τ to float32.
-        tau = torch.where(x.adv > 0, torch.full_like(x.ratio, cfg.tau_pos), torch.full_like(x.ratio, cfg.tau_neg))
-        gate = torch.sigmoid(tau * (x.ratio - 1.0))
-        weight = 4.0 * gate * (1.0 - gate) * x.ratio
-        value = -(4.0 / tau) * gate * x.adv
         regions = Regions.classify(x.ratio, x.adv, DIAGNOSTIC_EPS, DIAGNOSTIC_EPS)
-    return assemble(x, value, weight, regions)
+        # τ at Â's shape ((B, 1) for per-sequence advantages): tau_neg where Â < 0, tau_pos elsewhere (Â = 0 has
+        # no gradient either way).
+        tau = regions.negative * cfg.tau_neg + regions.positive * cfg.tau_pos
+        gate = (x.ratio - 1.0).mul_(tau).sigmoid_()
+        vs_pg = torch.rsub(gate, 1.0).mul_(gate).mul_(4.0)
+        value = gate.mul_(x.adv * (-4.0 / tau))
+    return assemble(x, x.ratio * vs_pg, regions, value=value, weight_vs_pg=vs_pg)

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from dgpo.losses.base import Regions, assemble, clipped_value, prepare
+from dgpo.losses.base import assemble, clipped_value
 from dgpo.losses.config import LossConfig
+from dgpo.losses.inputs import prepare
+from dgpo.losses.regions import Regions, indicator_above
 from dgpo.losses.registry import register
 
 
@@ -75,9 +77,9 @@ def cispo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: C
         # eps_low >= 1 puts the lower bound at or below 0, i.e. no lower bound for a positive ratio.
         lower = 1.0 - cfg.eps_low if cfg.eps_low < 1 else None
         weight = x.ratio.clamp(lower, 1.0 + cfg.eps_high)
-        value = -weight * x.adv * x.logp.detach()
+        value = (x.adv * weight).mul_(x.logp_values()).neg_()
         regions = Regions.classify(x.ratio, x.adv, cfg.eps_low, cfg.eps_high)
-    return assemble(x, value, weight, regions)
+    return assemble(x, weight, regions, value=value)
 
 
 def _gradient_preserving(
@@ -87,13 +89,19 @@ def _gradient_preserving(
         regions = Regions.classify(x.ratio, x.adv, cfg.eps_low, cfg.eps_high)
         ln_weight = ln_scale * (1.0 - cfg.eps_low)
         hp_weight = hp_scale * (1.0 + cfg.eps_high)
-        weight = torch.where(regions.ln, ln_weight, torch.where(regions.hp, hp_weight, x.ratio))
+        # r elsewhere, the constant weight on LN and HP: products with 0/1 indicators, exact.
+        weight = regions.kept().mul_(x.ratio)
+        weight.addcmul_(regions.below, regions.negative * ln_weight).addcmul_(
+            regions.above, regions.positive * hp_weight
+        )
         value = clipped_value(x.ratio, x.adv, cfg.eps_low, cfg.eps_high, cfg.dual_clip_c)
-        # On LN/HP the forward value is the clipped one, −Â·(1∓ε), scaled like its gradient.
-        value = torch.where(regions.ln, -x.adv * ln_weight, torch.where(regions.hp, -x.adv * hp_weight, value))
-        if cfg.dual_clip_c is not None:
-            weight = torch.where((x.adv < 0) & (x.ratio > cfg.dual_clip_c), torch.zeros_like(weight), weight)
-    return assemble(x, value, weight, regions)
+        if ln_scale != 1.0 or hp_scale != 1.0:
+            # On LN/HP the clipped value is −Â·(1∓ε); scale it like the gradient: −Â·β·(1∓ε).
+            value.addcmul_(regions.below, regions.negative * -x.adv * ((ln_scale - 1.0) * (1.0 - cfg.eps_low)))
+            value.addcmul_(regions.above, regions.positive * -x.adv * ((hp_scale - 1.0) * (1.0 + cfg.eps_high)))
+        if cfg.dual_clip_c is not None:  # dual-clip stops HN tokens with r > c
+            weight.mul_(indicator_above(x.ratio, cfg.dual_clip_c).mul_(regions.negative).neg_().add_(1.0))
+    return assemble(x, weight, regions, value=value)
 
 
 @register("gppo", GPPOConfig)

@@ -1,0 +1,143 @@
+"""Trainer overhead: DGPOTrainer's optimiser-step time against TRL's vanilla GRPOTrainer, same config and model.
+
+Both trainers run the same steps with learning rate 0: the parameters never move, so with the same seed both
+generate exactly the same completions and the comparison measures only what differs — the loss path. Each step
+is split into generation (``_generate``), the rest of the rollout (rewards, old log-probs: the remainder of
+``_generate_and_score_completions``), the loss forward (``_compute_loss``, model forward included), backward
+(``accelerator.backward``) and everything else (optimiser, logging, callbacks). Runs alternate between the two
+trainers so drift on the machine hits both alike.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from transformers import TrainerCallback
+
+#: name -> (hidden size, layers): dgpo's tiny test model and a ~25M-parameter one.
+MODELS = {"tiny": (128, 2), "25M": (512, 6)}
+PARTS = ("generation", "rollout_rest", "loss_forward", "backward", "other")
+
+
+def constant_reward(completions, **kwargs):
+    # Identical for both trainers and nearly free, so scoring does not blur the comparison; varied per completion
+    # so the advantages are non-zero and the loss has a gradient.
+    return [float(len(c) % 3) for c in completions]
+
+
+class StepClock(TrainerCallback):
+    """Wall-clock seconds of every optimiser step."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+        self._start = 0.0
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._start = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def _timed(totals: dict[str, float], key: str, fn):
+    def wrapper(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            totals[key] += time.perf_counter() - start
+
+    return wrapper
+
+
+def build_trainer(kind: str, model_dir: Path, out_dir: Path, steps: int, completion_tokens: int):
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    from dgpo.tiny import load_tokenizer
+    from dgpo.train.config import DGPOConfig
+    from dgpo.train.trl import DGPOTrainer
+
+    common = dict(
+        output_dir=str(out_dir / kind),
+        per_device_train_batch_size=8,
+        num_generations=4,
+        max_completion_length=completion_tokens,
+        # Every completion runs to the length limit: equal work per step for both trainers.
+        generation_kwargs={"min_new_tokens": completion_tokens},
+        num_iterations=2,
+        learning_rate=0.0,
+        max_steps=steps,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        seed=0,
+        disable_tqdm=True,
+    )
+    if kind == "trl_grpo":
+        cls, args = GRPOTrainer, GRPOConfig(loss_type="dapo", **common)
+    else:
+        cls, args = DGPOTrainer, DGPOConfig(objective=kind.removeprefix("dgpo_"), aggregation="token-mean", **common)
+    prompts = [{"prompt": f"Compute {i} + {2 * i + 1}."} for i in range(64)]
+    return cls(
+        model=str(model_dir),
+        reward_funcs=[constant_reward],
+        args=args,
+        train_dataset=Dataset.from_list(prompts),
+        processing_class=load_tokenizer(model_dir),
+    )
+
+
+def time_run(kind: str, model_dir: Path, out_dir: Path, steps: int, completion_tokens: int) -> dict:
+    trainer = build_trainer(kind, model_dir, out_dir, steps, completion_tokens)
+    totals = dict.fromkeys(PARTS, 0.0)
+    trainer._generate = _timed(totals, "generation", trainer._generate)
+    rollout = dict.fromkeys(["all"], 0.0)
+    trainer._generate_and_score_completions = _timed(rollout, "all", trainer._generate_and_score_completions)
+    trainer._compute_loss = _timed(totals, "loss_forward", trainer._compute_loss)
+    trainer.accelerator.backward = _timed(totals, "backward", trainer.accelerator.backward)
+    clock = StepClock()
+    trainer.add_callback(clock)
+    trainer.train()
+    total = sum(clock.seconds)
+    totals["rollout_rest"] = rollout["all"] - totals["generation"]
+    totals["other"] = total - sum(totals[p] for p in PARTS if p != "other")
+    warm = clock.seconds[2:] or clock.seconds  # the first steps pay one-off costs (allocator, caches)
+    return {"step_seconds": statistics.median(warm), "shares": {p: totals[p] / total for p in PARTS}}
+
+
+def run(models: list[str], steps: int = 8, rounds: int = 3, completion_tokens: int = 64) -> dict:
+    """Median step time of each trainer per model size, over ``rounds`` alternating runs of ``steps`` steps."""
+    from dgpo.tiny import build_tiny_model
+
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in models:
+            hidden, layers = MODELS[size]
+            model_dir = build_tiny_model(Path(tmp) / size, hidden_size=hidden, layers=layers)
+            kinds = ("trl_grpo", "dgpo_grpo", "dgpo_dgpo")
+            runs = {kind: [] for kind in kinds}
+            for _ in range(rounds):
+                for kind in kinds:
+                    runs[kind].append(time_run(kind, model_dir, Path(tmp) / "runs", steps, completion_tokens))
+            base = statistics.median(r["step_seconds"] for r in runs["trl_grpo"])
+            results[size] = {
+                kind: {
+                    "step_seconds": statistics.median(r["step_seconds"] for r in rs),
+                    "vs_trl_grpo": statistics.median(r["step_seconds"] for r in rs) / base,
+                    "shares": {p: statistics.mean(r["shares"][p] for r in rs) for p in PARTS},
+                }
+                for kind, rs in runs.items()
+            }
+            results[size]["parameters"] = _count_parameters(model_dir)
+    return results
+
+
+def _count_parameters(model_dir: Path) -> int:
+    from transformers import AutoModelForCausalLM
+
+    return sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(model_dir).parameters())
