@@ -203,7 +203,8 @@ def test_metrics_match_an_independent_boolean_reference(name, per_token_adv, mas
     expected = reference_metrics(name, clean_logp, old, adv, mask.to(torch.float64))
     for key, value in expected.items():
         assert metrics[key].item() == pytest.approx(value, rel=1e-12, abs=1e-12), key
-    assert 0 < metrics["region/ln"].item() and 0 < metrics["region/hp"].item() or name == "gspo"
+    if name != "gspo":  # the data must populate the boundary regions, or the check above proves little
+        assert metrics["region/ln"].item() > 0 and metrics["region/hp"].item() > 0
 
 
 @pytest.mark.parametrize("name", ALL)
