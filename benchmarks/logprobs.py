@@ -3,9 +3,11 @@
 DGPOTrainer gets its log-probs and entropies from GRPOTrainer's ``_get_per_token_logps_and_entropies``, which
 always runs ``trl.kernels.ChunkedLogProbFunction`` (logits computed tile by tile from the hidden states and
 recomputed in backward; tests/test_logprobs.py checks that path and its gradients against the plain one). Here
-both paths run forward + backward of ``Σ a·log π + Σ b·entropy`` at Qwen2.5-1.5B/0.5B-like sizes (V = 151,936,
-hidden 896). Each measurement runs in a fresh process: peak memory is the growth of the peak resident set over
-the process's resident set after the inputs were built, so both paths pay for the weight and its gradient alike.
+the paths run forward + backward of ``Σ a·log π + Σ b·entropy`` at Qwen2.5-1.5B/0.5B-like sizes (V = 151,936,
+hidden 896): the plain path, TRL's kernel with its 4096-token tile, and with dgpo's 512-token CPU tile
+(:mod:`dgpo.train.logprob_tiles`). Each measurement runs in a fresh process: peak memory is the growth of the
+peak resident set over the resident set after the inputs were built, so every path pays for the weight and its
+gradient alike.
 """
 
 from __future__ import annotations
@@ -49,25 +51,33 @@ def _resident_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+#: path name -> (function, token tile; None = TRL's own 4096).
+PATHS = {"plain": ("plain", None), "trl_chunked": ("chunked", None), "dgpo_chunked": ("chunked", 512)}
+
+
 def worker(path: str, tokens: int) -> dict:
     torch.manual_seed(0)
     hidden = torch.randn(tokens, HIDDEN).requires_grad_(True)
     weight = (0.02 * torch.randn(VOCAB, HIDDEN)).requires_grad_(True)
     targets = torch.randint(0, VOCAB, (tokens,))
     a, b = torch.randn(tokens), torch.randn(tokens)
-    fn = {"plain": plain, "chunked": chunked}[path]
+    from dgpo.train.logprob_tiles import token_tile
+
+    function, tile = PATHS[path]
+    fn = {"plain": plain, "chunked": chunked}[function]
     before = _resident_bytes()
     start = time.perf_counter()
-    token_logp, entropy = fn(hidden, weight, targets)
-    ((token_logp * a).sum() + (entropy * b).sum()).backward()
+    with token_tile(tile):
+        token_logp, entropy = fn(hidden, weight, targets)
+        ((token_logp * a).sum() + (entropy * b).sum()).backward()
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
     return {"seconds": seconds, "peak_bytes": peak - before}
 
 
-def run(tokens: int = 4096, repeats: int = 2) -> dict:
+def run(tokens: int = 4096, repeats: int = 1) -> dict:
     """Median seconds and peak-memory growth of each path over ``repeats`` fresh processes (alternating)."""
-    samples = {"plain": [], "chunked": []}
+    samples = {path: [] for path in PATHS}
     for _ in range(repeats):
         for path in samples:
             out = subprocess.run(
@@ -87,12 +97,12 @@ def run(tokens: int = 4096, repeats: int = 2) -> dict:
     for row in rows.values():
         row["time_vs_plain"] = row["seconds"] / rows["plain"]["seconds"]
         row["peak_vs_plain"] = row["peak_bytes"] / rows["plain"]["peak_bytes"]
-    return {"tokens": tokens, "vocab": VOCAB, "hidden": HIDDEN, "chunk": CHUNK, "paths": rows}
+    return {"tokens": tokens, "vocab": VOCAB, "hidden": HIDDEN, "vocab_tile": CHUNK, "paths": rows}
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="one measurement in a fresh process (used by run())")
-    parser.add_argument("--worker", choices=["plain", "chunked"], required=True)
+    parser.add_argument("--worker", choices=list(PATHS), required=True)
     parser.add_argument("--tokens", type=int, default=4096)
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("DGPO_TORCH_THREADS", torch.get_num_threads())))

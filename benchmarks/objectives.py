@@ -4,7 +4,11 @@ baselines measured in the same run:
 * ``trl_grpo``: TRL 1.16's GRPO per-token formula (exp, clamp, min; token-mean; no metrics);
 * ``dgpo_ref``: the DGPO reference surrogate (per-region ``exp`` of mixed detached log-probs, as the official code).
 
-Every dgpo objective is timed *with* its metrics and input checks, aggregated with token-mean.
+Every dgpo objective is timed *with* its metrics and input checks, aggregated with token-mean. Timing rounds
+alternate between all steps (the median over rounds is reported), so drift on the machine hits every step alike.
+Memory is counted two ways: the bytes autograd saves for backward (``saved_tensors_hooks``) and the peak of live
+tensor bytes created during forward + backward (a dispatch mode that sees every aten op's outputs and notices
+freed storages).
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor
+from torch.multiprocessing.reductions import StorageWeakRef
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 
 from dgpo.aggregation import aggregate
 from dgpo.losses import LOSSES, get_loss
@@ -71,27 +78,64 @@ def saved_bytes(step, logp, old, adv, mask) -> int:
     return sum(seen.values())
 
 
-def time_step(step, logp, old, adv, mask, repeats: int) -> float:
-    """Median seconds of one forward + backward."""
-    times = []
-    for i in range(repeats + 2):
-        leaf = logp.detach().requires_grad_(True)
-        start = time.perf_counter()
+class LiveBytes(TorchDispatchMode):
+    """Peak bytes of the tensor storages created while active and still alive, checked after every aten op."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live: dict[int, tuple[StorageWeakRef, int]] = {}
+        self.peak = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for key in [key for key, (ref, _) in self.live.items() if ref.expired()]:
+            del self.live[key]
+        for tensor in tree_flatten(out)[0]:
+            if isinstance(tensor, Tensor):
+                storage = tensor.untyped_storage()
+                if storage.nbytes() and storage.data_ptr() not in self.live:
+                    self.live[storage.data_ptr()] = (StorageWeakRef(storage), storage.nbytes())
+        self.peak = max(self.peak, sum(size for _, size in self.live.values()))
+        return out
+
+
+def peak_bytes(step, logp, old, adv, mask) -> int:
+    leaf = logp.detach().requires_grad_(True)
+    with LiveBytes() as tracker:
         step(leaf, old, adv, mask).backward()
-        if i >= 2:  # two warm-up runs
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return tracker.peak
+
+
+def time_steps(steps: dict, logp, old, adv, mask, repeats: int) -> dict[str, float]:
+    """Median seconds of one forward + backward per step, over ``repeats`` rounds that alternate the steps."""
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for i in range(repeats + 2):
+        for name, step in steps.items():
+            leaf = logp.detach().requires_grad_(True)
+            start = time.perf_counter()
+            step(leaf, old, adv, mask).backward()
+            if i >= 2:  # two warm-up rounds
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def run(batch: int, tokens: int, dtype: torch.dtype, repeats: int) -> list[dict]:
     data = make_batch(batch, tokens, dtype)
     steps = {"trl_grpo": trl_grpo, "dgpo_ref": dgpo_ref, **{name: objective_step(name) for name in LOSSES}}
-    rows = []
-    for name, step in steps.items():
-        rows.append({"name": name, "seconds": time_step(step, *data, repeats), "saved_bytes": saved_bytes(step, *data)})
+    seconds = time_steps(steps, *data, repeats)
+    rows = [
+        {
+            "name": name,
+            "seconds": seconds[name],
+            "saved_bytes": saved_bytes(step, *data),
+            "peak_bytes": peak_bytes(step, *data),
+        }
+        for name, step in steps.items()
+    ]
     base, ref = rows[0], rows[1]
     for row in rows:
         row["vs_trl_grpo"] = row["seconds"] / base["seconds"]
         row["vs_dgpo_ref"] = row["seconds"] / ref["seconds"]
         row["saved_vs_trl_grpo"] = row["saved_bytes"] / base["saved_bytes"]
+        row["peak_vs_trl_grpo"] = row["peak_bytes"] / base["peak_bytes"]
     return rows

@@ -175,3 +175,84 @@ def test_trl_epsilon_maps_onto_the_objective(tmp_path):
 def test_trainer_needs_a_dgpo_config(tiny_model_dir, tmp_path):
     with pytest.raises(TypeError, match="DGPOTrainer needs a DGPOConfig, got GRPOConfig"):
         make_trainer(DGPOTrainer, GRPOConfig, tiny_model_dir, tmp_path)
+
+
+def test_log_probs_come_from_trls_chunked_path_and_match_full_logits(tiny_model_dir, tmp_path, monkeypatch):
+    """DGPOTrainer's log-probs and entropies go through trl.kernels' chunked LM head (never materialising the
+    (B, T, V) logits) and equal the plain full-logits float32 path in value and in every parameter gradient."""
+    import trl.trainer.utils as trl_utils
+
+    calls = []
+    chunked_apply = trl_utils._ChunkedLogProbFunction.apply
+
+    def spy(*args):
+        calls.append(args[5])  # the requested outputs
+        return chunked_apply(*args)
+
+    # float32 throughout (TRL's config turns on bf16 autocast by default, even on CPU).
+    trainer = make_trainer(
+        DGPOTrainer, DGPOConfig, tiny_model_dir, tmp_path, objective="dgpo", temperature=0.7, bf16=False
+    )
+    inputs = make_inputs(trainer)
+    model = trainer.model
+    input_ids = torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], 1)
+    attention = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], 1)
+    mask = inputs["completion_mask"].float()
+    coefficients = torch.randn(B, C, generator=torch.Generator().manual_seed(1))
+
+    def loss_of(logps, entropies):
+        # Everything DGPOTrainer differentiates: the objective on log π and an entropy term.
+        per_token, _ = trainer.objective(logps, inputs["old_per_token_logps"], inputs["advantages"], mask)
+        return (per_token * mask).sum() + (coefficients * entropies * mask).sum()
+
+    def gradients(loss):
+        model.zero_grad(set_to_none=True)
+        loss.backward()
+        return {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+    monkeypatch.setattr(trl_utils._ChunkedLogProbFunction, "apply", spy)
+    logps, entropies, _ = trainer._get_per_token_logps_and_entropies(model, input_ids, attention, C, compute_entropy=True)
+    assert calls, "the trainer did not use TRL's chunked log-prob path"
+    chunked_grads = gradients(loss_of(logps, entropies))
+
+    calls.clear()
+    logits = model(input_ids=input_ids, attention_mask=attention).logits[:, -C - 1 : -1].float() / 0.7
+    assert not calls  # the plain forward really is the full-logits one
+    log_probs = torch.log_softmax(logits, dim=-1)
+    plain_logps = log_probs.gather(-1, inputs["completion_ids"].unsqueeze(-1)).squeeze(-1)
+    plain_entropies = -(log_probs.exp() * log_probs).sum(-1)
+    active = mask.bool()
+    torch.testing.assert_close(logps[active], plain_logps[active], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(entropies[active], plain_entropies[active], rtol=1e-5, atol=1e-5)
+    plain_grads = gradients(loss_of(plain_logps, plain_entropies))
+    assert chunked_grads.keys() == plain_grads.keys() and "model.embed_tokens.weight" in plain_grads
+    for name, grad in plain_grads.items():
+        # float32 sums in a different order: agree to 1e-4 of each tensor's scale.
+        scale = grad.abs().max().item()
+        torch.testing.assert_close(chunked_grads[name], grad, rtol=1e-4, atol=1e-4 * scale, msg=name)
+
+
+def test_training_step_uses_the_cpu_token_tile_in_forward_and_backward(tiny_model_dir, tmp_path, monkeypatch):
+    import trl.kernels.chunked_logprob as kernel
+
+    from dgpo.train.logprob_tiles import CPU_TOKEN_TILE
+
+    seen = {"forward": set(), "backward": set()}
+    forward, backward = kernel.ChunkedLogProbFunction.forward, kernel.ChunkedLogProbFunction.backward
+
+    def spy_forward(ctx, *args):
+        seen["forward"].add(kernel.TOKEN_CHUNK_SIZE)
+        return forward(ctx, *args)
+
+    def spy_backward(ctx, *grads):
+        seen["backward"].add(kernel.TOKEN_CHUNK_SIZE)
+        return backward(ctx, *grads)
+
+    monkeypatch.setattr(kernel.ChunkedLogProbFunction, "forward", staticmethod(spy_forward))
+    monkeypatch.setattr(kernel.ChunkedLogProbFunction, "backward", staticmethod(spy_backward))
+    trainer = make_trainer(DGPOTrainer, DGPOConfig, tiny_model_dir, tmp_path, max_steps=1, save_strategy="no")
+    trainer.train()
+    assert seen == {"forward": {CPU_TOKEN_TILE}, "backward": {CPU_TOKEN_TILE}}
+    assert kernel.TOKEN_CHUNK_SIZE == 4096  # restored after the step
+    with pytest.raises(ValueError, match="logprob_token_tile must be a positive integer"):
+        DGPOConfig(output_dir=str(tmp_path), logprob_token_tile=0)

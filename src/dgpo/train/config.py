@@ -42,9 +42,22 @@ class DGPOConfig(GRPOConfig):
     advantage: str = field(default="grpo", metadata={"help": f"Advantage: one of {', '.join(ADVANTAGES)}."})
     aggregation: str = field(default="token-mean", metadata={"help": f"Aggregation: one of {', '.join(AGGREGATIONS)}."})
     num_iterations: int = field(default=2, metadata={"help": "Optimiser passes per generation batch (off-policy)."})
+    logprob_token_tile: int | None = field(
+        default=None,
+        metadata={
+            "help": "Tokens per tile of TRL's chunked log-prob kernel; None: 512 without Triton (CPU), TRL's "
+            "4096 with it (see dgpo.train.logprob_tiles)."
+        },
+    )
 
     def __post_init__(self) -> None:
         self._refuse_replaced_options()
+        if self.logprob_token_tile is not None and not (
+            isinstance(self.logprob_token_tile, int) and self.logprob_token_tile > 0
+        ):
+            raise ValueError(
+                f"DGPOConfig.logprob_token_tile must be a positive integer or None, got {self.logprob_token_tile!r}"
+            )
         super().__post_init__()
         # Validates every choice and parameter now, not at the first training step.
         check_choices(self.objective, self.objective_params(), self.advantage, self.aggregation)

@@ -7,6 +7,8 @@ What it overrides, and nothing else:
   importance-sampling ratio, the KL penalty (``beta``, with TRL's bias correction option), the static entropy bonus
   and the MoE aux loss — and the chosen aggregation, normalised like TRL so gradient accumulation and data
   parallelism give the same gradient as one big batch.
+* ``training_step``: runs TRL's step with the chunked log-prob kernel's token tile of
+  :mod:`dgpo.train.logprob_tiles` (512 tokens without Triton: 8× less peak memory than TRL's 4096 on CPU).
 * the advantage step: TRL's rewards (all processes) are captured in ``_calculate_rewards`` and the advantages
   recomputed with :mod:`dgpo.advantages` (``DGPOConfig.advantage``), replacing TRL's ``scale_rewards`` step.
 
@@ -25,6 +27,7 @@ from dgpo.advantages import compute_advantages
 from dgpo.aggregation import aggregate
 from dgpo.fileio import write_atomically
 from dgpo.train.config import DGPOConfig
+from dgpo.train.logprob_tiles import default_token_tile, token_tile
 
 #: Written (atomically) into a checkpoint folder once the whole checkpoint is saved.
 COMPLETE_MARKER = "dgpo_checkpoint_complete"
@@ -39,6 +42,13 @@ class DGPOTrainer(GRPOTrainer):
             raise TypeError(f"DGPOTrainer needs a DGPOConfig, got {type(self.args).__name__}")
         self.objective = self.args.build_objective()
         self._captured_rewards: torch.Tensor | None = None
+        tile = self.args.logprob_token_tile
+        self._token_tile = default_token_tile(self.accelerator.device) if tile is None else tile
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        # Generation (old log-probs included), the loss forward and its backward all run inside the step.
+        with token_tile(self._token_tile):
+            return super().training_step(model, inputs, num_items_in_batch)
 
     # -- checkpoints ---------------------------------------------------------------------------------------
     def _save_checkpoint(self, model, trial):
