@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from transformers import TrainerCallback
+from transformers.trainer_callback import PrinterCallback
 
 #: name -> (hidden size, layers): dgpo's tiny test model and a ~25M-parameter one.
 MODELS = {"tiny": (128, 2), "25M": (512, 6)}
@@ -103,6 +104,7 @@ def time_run(kind: str, model_dir: Path, out_dir: Path, steps: int, completion_t
     trainer.accelerator.backward = _timed(totals, "backward", trainer.accelerator.backward)
     clock = StepClock()
     trainer.add_callback(clock)
+    trainer.remove_callback(PrinterCallback)  # no per-step log dicts on the console
     trainer.train()
     total = sum(clock.seconds)
     totals["rollout_rest"] = rollout["all"] - totals["generation"]
@@ -110,10 +112,14 @@ def time_run(kind: str, model_dir: Path, out_dir: Path, steps: int, completion_t
     # The first generation cycle pays one-off costs; after it, steps alternate between one that generates and
     # num_iterations − 1 that reuse the batch, so the mean over whole cycles is the step time.
     warm = clock.seconds[2:] or clock.seconds
-    return {"step_seconds": statistics.mean(warm), "shares": {p: totals[p] / total for p in PARTS}}
+    return {
+        "step_seconds": statistics.mean(warm),
+        "shares": {p: totals[p] / total for p in PARTS},
+        "seconds_per_step": {p: totals[p] / len(clock.seconds) for p in PARTS},
+    }
 
 
-def run(models: list[str], steps: int = 10, rounds: int = 3, completion_tokens: int = 64) -> dict:
+def run(models: list[str], steps: int = 12, rounds: int = 3, completion_tokens: int = 64) -> dict:
     """Mean step time of each trainer per model size (median over ``rounds`` alternating runs of ``steps``
     steps; ``steps`` even, so whole generation cycles of num_iterations = 2)."""
     from dgpo.tiny import build_tiny_model
@@ -134,6 +140,7 @@ def run(models: list[str], steps: int = 10, rounds: int = 3, completion_tokens: 
                     "step_seconds": statistics.median(r["step_seconds"] for r in rs),
                     "vs_trl_grpo": statistics.median(r["step_seconds"] for r in rs) / base,
                     "shares": {p: statistics.mean(r["shares"][p] for r in rs) for p in PARTS},
+                    "seconds_per_step": {p: statistics.median(r["seconds_per_step"][p] for r in rs) for p in PARTS},
                 }
                 for kind, rs in runs.items()
             }

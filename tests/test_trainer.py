@@ -211,7 +211,9 @@ def test_log_probs_come_from_trls_chunked_path_and_match_full_logits(tiny_model_
         return {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
 
     monkeypatch.setattr(trl_utils._ChunkedLogProbFunction, "apply", spy)
-    logps, entropies, _ = trainer._get_per_token_logps_and_entropies(model, input_ids, attention, C, compute_entropy=True)
+    logps, entropies, _ = trainer._get_per_token_logps_and_entropies(
+        model, input_ids, attention, C, compute_entropy=True
+    )
     assert calls, "the trainer did not use TRL's chunked log-prob path"
     chunked_grads = gradients(loss_of(logps, entropies))
 

@@ -53,11 +53,9 @@ def aspo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: AS
         regions = Regions.classify(x.ratio, x.adv, cfg.eps_low, cfg.eps_high)
         # 1/r on Â ≥ 0 rows, r on Â < 0 rows (products with 0/1 indicators, exact).
         base = torch.reciprocal(x.ratio).mul_(regions.positive).addcmul_(x.ratio, regions.negative)
-        capped = base.clamp(max=cfg.dual_clip_c)
-        # Inside the trust region the base weight; LN and HP cut to 0; LP and HN capped at c.
-        inside = torch.add(regions.below, regions.above).neg_().add_(1.0)
-        weight = base.mul_(inside)
-        lp_or_hn = torch.mul(regions.below, regions.positive, out=inside).addcmul_(regions.above, regions.negative)
-        weight.addcmul_(capped, lp_or_hn)
+        # side·sign(Â) is +1 on LN/HP (cut to 0), −1 on LP/HN (capped at c) and 0 inside (the base weight).
+        signed = torch.mul(regions.side, regions.adv_sign)
+        capped = base.clamp(max=cfg.dual_clip_c).mul_(torch.neg(signed).relu_())
+        weight = base.mul_(signed.abs_().neg_().add_(1.0)).add_(capped)
         value = (x.adv * weight).mul_(x.logp_values()).neg_()
-    return assemble(x, weight, regions, value=value)
+    return assemble(x, weight, regions, value=value, scratch=weight)

@@ -87,39 +87,54 @@ def assemble(
     value: Tensor | None = None,
     region_ratio: Tensor | None = None,
     weight_vs_pg: Tensor | None = None,
+    scratch: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """The per-token loss (zero on padding) with value ``v`` and gradient ``−Â·w``, and the objective metrics.
 
     Args:
         inputs: the prepared tensors of :func:`dgpo.losses.inputs.prepare`.
         weight: (B, T) or (B, 1) log-prob-gradient weight ``w`` (detached, finite, ≥ 0).
-        regions: the region indicators, used for the ``region/*`` metrics.
+        regions: the regions, used for the ``region/*`` metrics.
         value: forward value ``v`` (detached, finite); None means ``v = −Â·w``, the value of every objective whose
             surrogate is ``−Â·r``-shaped, which saves a pass.
         region_ratio: (B, T) or (B, 1) ratio the regions were decided on, reported as ``ratio/*``
             (defaults to the token ratio; GSPO passes its sequence ratio).
-        weight_vs_pg: ``w/r`` when the objective already has it (DGPO); computed otherwise.
+        weight_vs_pg: ``w/r`` when the objective already has it; computed otherwise.
+        scratch: a (B, T) compute-dtype tensor the objective no longer needs — ``weight`` itself when it owns
+            it — reused for the metrics instead of a fresh allocation (it is overwritten).
     """
+    per_token_loss = DecoupledSurrogate.apply(inputs.logp, inputs.adv, weight, inputs.mask, value)
     with torch.no_grad():
         metrics = objective_metrics(
-            inputs, weight, regions, inputs.ratio if region_ratio is None else region_ratio, weight_vs_pg
+            inputs, weight, regions, inputs.ratio if region_ratio is None else region_ratio, weight_vs_pg, scratch
         )
-    per_token_loss = DecoupledSurrogate.apply(inputs.logp, inputs.adv, weight, inputs.mask, value)
     return per_token_loss, metrics
 
 
 def objective_metrics(
-    inputs: TokenInputs, weight: Tensor, regions: Regions, region_ratio: Tensor, vs_pg: Tensor | None = None
+    inputs: TokenInputs,
+    weight: Tensor,
+    regions: Regions,
+    region_ratio: Tensor,
+    vs_pg: Tensor | None = None,
+    scratch: Tensor | None = None,
 ) -> dict[str, Tensor]:
     """The metric dict of DESIGN.md §3, every entry a detached 0-d tensor over active tokens (0 when none is).
 
     ``vs_pg`` is the weight relative to plain PG, ``w/r`` (computed from ``weight`` when not given): the one number
     that compares objectives. Maxima are taken after multiplying by the 0/1 mask, which is exact because ratios and
-    weights are ≥ 0.
+    weights are ≥ 0. One (B, T) buffer (``scratch``, or a new one) serves every masked reduction.
     """
     tokens = inputs.tokens.clamp_min(1)
-    # One scratch (B, T) buffer serves all the masked reductions: fresh tensors are what costs on CPU.
-    scratch = torch.empty_like(inputs.mask)
+    if scratch is None or scratch.shape != inputs.mask.shape:
+        scratch = torch.empty_like(inputs.mask)
+    # w/r first: ``scratch`` may be ``weight`` itself (an element-wise op may write over its own input).
+    if vs_pg is None:
+        active_vs_pg = torch.div(weight, inputs.ratio, out=scratch).mul_(inputs.mask)
+    else:
+        active_vs_pg = torch.mul(vs_pg, inputs.mask, out=scratch)
+    vs_pg_sum, vs_pg_max = active_vs_pg.sum(), active_vs_pg.max()
+    ln_vs_pg_max = regions.ln_max(active_vs_pg)
     if region_ratio.shape[-1] == 1 and inputs.mask.shape[-1] != 1:  # a per-sequence ratio (GSPO)
         ratio_sum = (region_ratio * inputs.row_tokens).sum()
         ratio_max = (region_ratio * inputs.row_tokens.sign()).max()
@@ -130,19 +145,7 @@ def objective_metrics(
     counts = regions.counts(inputs.mask, inputs.row_tokens, inputs.tokens)
     for key, count in zip(REGION_KEYS, counts, strict=True):
         metrics[key] = count / tokens
-    if vs_pg is None:
-        active_vs_pg = torch.div(weight, inputs.ratio, out=scratch).mul_(inputs.mask)
-    else:
-        active_vs_pg = torch.mul(vs_pg, inputs.mask, out=scratch)
-    metrics[WEIGHT_VS_PG_MEAN] = active_vs_pg.sum() / tokens
-    metrics[WEIGHT_VS_PG_MAX] = active_vs_pg.max()
-    metrics[WEIGHT_LN_VS_PG_MAX] = _ln_max(active_vs_pg, regions)
+    metrics[WEIGHT_VS_PG_MEAN] = vs_pg_sum / tokens
+    metrics[WEIGHT_VS_PG_MAX] = vs_pg_max
+    metrics[WEIGHT_LN_VS_PG_MAX] = ln_vs_pg_max
     return metrics
-
-
-def _ln_max(active_vs_pg: Tensor, regions: Regions) -> Tensor:
-    """Max of ``w/r`` over LN tokens, 0 when there are none; overwrites ``active_vs_pg`` (no new (B, T) tensor)."""
-    on_below = active_vs_pg.mul_(regions.below)
-    if regions.negative.shape[-1] == 1:  # per-sequence Â: pick the rows after a per-row max
-        return (on_below.amax(dim=1, keepdim=True) * regions.negative).max()
-    return on_below.mul_(regions.negative).max()

@@ -65,4 +65,4 @@ def dgpo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: DG
         vs_pg = below_gap.mul_(cfg.n * regions.negative).add_(above_gap.mul_(regions.positive / cfg.m)).exp_()
         # Reuse a buffer: on CPU each fresh (B, T) tensor costs page faults (docs/benchmarks.md).
         weight = torch.mul(x.ratio, vs_pg, out=above_gap)
-    return assemble(x, weight, regions, weight_vs_pg=vs_pg)
+    return assemble(x, weight, regions, weight_vs_pg=vs_pg, scratch=weight)

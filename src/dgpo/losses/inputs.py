@@ -128,10 +128,13 @@ def prepare(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor) -> TokenI
     active = mask.to(dtype)
     row_tokens = active.sum(dim=1, keepdim=True)
     tokens = row_tokens.sum()
+    ratio_buffer = None
     if logp.dtype == dtype:
         log_ratio = torch.sub(logp.detach(), old_logp.detach())
-    else:  # upcast both first: a mixed-dtype subtraction is ~20x slower on CPU
-        log_ratio = logp.detach().to(dtype).sub_(old_logp.detach().to(dtype))
+    else:  # upcast both first (a mixed-dtype subtraction is ~20x slower on CPU); the upcast old_logp's buffer
+        # then receives the ratio, so the upcast costs no extra (B, T) allocation
+        ratio_buffer = old_logp.detach().to(dtype, copy=True)
+        log_ratio = logp.detach().to(dtype).sub_(ratio_buffer)
     advantages = adv.detach().to(dtype)
     if advantages.dim() == 1:
         advantages = advantages.unsqueeze(1)
@@ -151,7 +154,7 @@ def prepare(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor) -> TokenI
     return TokenInputs(
         logp=logp,
         log_ratio=log_ratio,
-        ratio=torch.exp(log_ratio),
+        ratio=torch.exp(log_ratio, out=ratio_buffer) if ratio_buffer is not None else torch.exp(log_ratio),
         adv=advantages,
         mask=active,
         row_tokens=row_tokens,

@@ -70,7 +70,7 @@ def _hard_clip(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: G
             kept.addcmul_(indicator_above(x.ratio, cfg.dual_clip_c), regions.negative, value=-1.0)
         weight = x.ratio * kept
         value = clipped_value(x.ratio, x.adv, cfg.eps_low, cfg.eps_high, cfg.dual_clip_c)
-    return assemble(x, weight, regions, value=value, weight_vs_pg=kept)
+    return assemble(x, weight, regions, value=value, weight_vs_pg=kept, scratch=weight)
 
 
 @register("grpo", GRPOConfig)

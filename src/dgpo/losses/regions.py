@@ -1,9 +1,14 @@
-"""The five regions of DESIGN.md §2 as float 0/1 indicators, and their token counts.
+"""The five regions of DESIGN.md §2 as one signed float tensor, and their token counts.
 
-Indicators are float tensors, not booleans, because on CPU a comparison that writes a bool tensor, a bool→float
-cast or a ``torch.where`` each cost 4–7 float multiplications (docs/benchmarks.md); with floats every region
-selection is one multiply (``LN = below·negative``, ``HP = above·positive``), exact for 0/1 factors and finite
-values. ``[x > 0]`` is ``sign(relu(x))``, exact in IEEE arithmetic (``a − b > 0`` iff ``a > b``).
+Regions are float tensors, not booleans, because on CPU a comparison that writes a bool tensor, a bool→float
+cast or a ``torch.where`` each cost 4–7 float multiplications, and every fresh (B, T) tensor costs page faults
+(docs/benchmarks.md). So a single (B, T) tensor holds them all:
+
+    side = sign(r − clamp(r, 1−ε_low, 1+ε_high)) ∈ {−1, 0, +1}   (below, inside, above the trust region)
+
+exact in IEEE arithmetic (``clamp`` returns r itself inside, and ``a − b > 0`` iff ``a > b``). With the per-row
+(or per-token) sign of Â, ``s = +1`` for Â ≥ 0 and ``−1`` for Â < 0, ``side·s = +1`` exactly on LN and HP (the
+tokens a hard clip stops) and ``−1`` exactly on LP and HN; every region selection is then a multiply.
 """
 
 from __future__ import annotations
@@ -15,46 +20,58 @@ import torch
 from torch import Tensor
 
 
-def indicator_below(values: Tensor, bound: float) -> Tensor:
-    """1.0 where ``values < bound``, else 0.0 (same shape and dtype)."""
-    return torch.rsub(values, bound).relu_().sign_()
-
-
 def indicator_above(values: Tensor, bound: float) -> Tensor:
-    """1.0 where ``values > bound``, else 0.0 (same shape and dtype)."""
+    """1.0 where ``values > bound``, else 0.0 (a new tensor of the same shape and dtype)."""
     return torch.sub(values, bound).relu_().sign_()
+
+
+def indicator_below(values: Tensor, bound: float) -> Tensor:
+    """1.0 where ``values < bound``, else 0.0 (a new tensor of the same shape and dtype)."""
+    return torch.rsub(values, bound).relu_().sign_()
 
 
 @dataclass(frozen=True)
 class Regions:
-    """Region indicators decided on a ratio and the sign of Â.
+    """Regions decided on a ratio and the sign of Â.
 
-    ``below``/``above`` are 1.0 where the ratio is below ``1 − ε_low`` / above ``1 + ε_high``; ``negative`` is 1.0
-    where Â < 0. Shapes are (B, T) for a token ratio (0 on padding, where the ratio is 1) or (B, 1) for a sequence
-    ratio (GSPO); ``negative`` is (B, 1) or (B, T) like Â. Tokens with Â = 0 are labelled positive (LP/HP): they get
-    zero gradient in every objective anyway.
+    ``side`` is −1/0/+1 where the ratio is below ``1 − ε_low`` / inside / above ``1 + ε_high``: (B, T) for a token
+    ratio (0 on padding, where the ratio is 1) or (B, 1) for a sequence ratio (GSPO). ``negative`` is 1.0 where
+    Â < 0, shaped like Â: (B, 1) or (B, T). Tokens with Â = 0 are labelled positive (LP/HP): they get zero gradient
+    in every objective anyway.
     """
 
-    below: Tensor
-    above: Tensor
+    side: Tensor
     negative: Tensor
 
     @classmethod
     def classify(cls, ratio: Tensor, adv: Tensor, eps_low: float, eps_high: float) -> Regions:
-        return cls(
-            below=indicator_below(ratio, 1.0 - eps_low),
-            above=indicator_above(ratio, 1.0 + eps_high),
-            negative=indicator_below(adv, 0.0),
-        )
+        side = ratio.clamp(1.0 - eps_low, 1.0 + eps_high).sub_(ratio).neg_().sign_()
+        return cls(side=side, negative=indicator_below(adv, 0.0))
 
     @cached_property
     def positive(self) -> Tensor:
         return 1.0 - self.negative
 
+    @cached_property
+    def adv_sign(self) -> Tensor:
+        """+1 where Â ≥ 0, −1 where Â < 0 (shaped like Â)."""
+        return self.positive - self.negative
+
+    def below(self) -> Tensor:
+        """A new tensor, 1.0 below the trust region (LN and LP), else 0.0."""
+        return torch.neg(self.side).relu_()
+
+    def above(self) -> Tensor:
+        """A new tensor, 1.0 above the trust region (HP and HN), else 0.0."""
+        return torch.relu(self.side)
+
+    def clipped(self) -> Tensor:
+        """A new tensor, 1.0 on LN and HP (the tokens a hard clip stops), else 0.0."""
+        return torch.mul(self.side, self.adv_sign).relu_()
+
     def kept(self) -> Tensor:
-        """A new tensor, 1.0 except on LN and HP (the tokens a hard clip stops), where it is 0.0."""
-        clipped = torch.mul(self.below, self.negative).addcmul_(self.above, self.positive)
-        return clipped.neg_().add_(1.0)
+        """A new tensor, 0.0 on LN and HP, else 1.0."""
+        return self.clipped().neg_().add_(1.0)
 
     def counts(self, mask: Tensor, row_tokens: Tensor, tokens: Tensor) -> tuple[Tensor, ...]:
         """Active-token counts of (inside, LN, HP, LP, HN), each a 0-d tensor.
@@ -62,17 +79,26 @@ class Regions:
         Args:
             mask: (B, T) 0/1 active tokens. row_tokens: (B, 1) their count per sequence. tokens: the 0-d total.
         """
-        below, above = _per_row(self.below, row_tokens), _per_row(self.above, row_tokens)
-        if self.negative.shape[-1] == 1:
+        if self.negative.shape[-1] != 1:  # per-token Â (rare): plain (B, T) products
+            below, above = self.below() * mask, self.above() * mask
             ln, hn = (below * self.negative).sum(), (above * self.negative).sum()
-        else:  # per-token Â (rare): (B, T) products, masked since a (B, 1) indicator also covers padding
-            ln, hn = (self.below * self.negative * mask).sum(), (self.above * self.negative * mask).sum()
-        below_total, above_total = below.sum(), above.sum()
+            below_total, above_total = below.sum(), above.sum()
+            return tokens - below_total - above_total, ln, above_total - hn, below_total - ln, hn
+        if self.side.shape[-1] == 1:  # a per-sequence ratio: every active token of a row shares its region
+            below_rows, above_rows = self.below() * row_tokens, self.above() * row_tokens
+        else:  # side is 0 on padding; per row Σ side = above − below and Σ side² = above + below
+            signed = self.side.sum(dim=1, keepdim=True)
+            squared = torch.bmm(self.side.unsqueeze(1), self.side.unsqueeze(2)).view_as(signed)
+            below_rows, above_rows = (squared - signed) / 2, (squared + signed) / 2
+        ln, hn = (below_rows * self.negative).sum(), (above_rows * self.negative).sum()
+        below_total, above_total = below_rows.sum(), above_rows.sum()
         return tokens - below_total - above_total, ln, above_total - hn, below_total - ln, hn
 
-
-def _per_row(indicator: Tensor, row_tokens: Tensor) -> Tensor:
-    """(B, 1) active count of a (B, T) indicator that is 0 on padding, or of a (B, 1) per-sequence one."""
-    if indicator.shape[-1] == 1:
-        return indicator * row_tokens
-    return indicator.sum(dim=1, keepdim=True)
+    def ln_max(self, active_values: Tensor) -> Tensor:
+        """Max of a ≥ 0 (B, T) tensor over LN tokens, 0 when there are none. Overwrites ``active_values``, which
+        must be 0 on padding (no new (B, T) tensor: the per-row max of ``−side·values`` is the max over the
+        row's below-region tokens, or ≤ 0 when it has none)."""
+        below_only = active_values.mul_(self.side).neg_()
+        if self.negative.shape[-1] != 1:
+            return below_only.relu_().mul_(self.negative).max()
+        return (below_only.amax(dim=1, keepdim=True).clamp_min_(0.0) * self.negative).max()

@@ -51,4 +51,5 @@ def sapo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: SA
         gate = (x.ratio - 1.0).mul_(tau).sigmoid_()
         vs_pg = torch.rsub(gate, 1.0).mul_(gate).mul_(4.0)
         value = gate.mul_(x.adv * (-4.0 / tau))
-    return assemble(x, x.ratio * vs_pg, regions, value=value, weight_vs_pg=vs_pg)
+        weight = x.ratio * vs_pg
+    return assemble(x, weight, regions, value=value, weight_vs_pg=vs_pg, scratch=weight)

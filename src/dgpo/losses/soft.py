@@ -79,7 +79,7 @@ def cispo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: C
         weight = x.ratio.clamp(lower, 1.0 + cfg.eps_high)
         value = (x.adv * weight).mul_(x.logp_values()).neg_()
         regions = Regions.classify(x.ratio, x.adv, cfg.eps_low, cfg.eps_high)
-    return assemble(x, weight, regions, value=value)
+    return assemble(x, weight, regions, value=value, scratch=weight)
 
 
 def _gradient_preserving(
@@ -87,21 +87,20 @@ def _gradient_preserving(
 ) -> tuple[Tensor, dict[str, Tensor]]:
     with torch.no_grad():
         regions = Regions.classify(x.ratio, x.adv, cfg.eps_low, cfg.eps_high)
-        ln_weight = ln_scale * (1.0 - cfg.eps_low)
-        hp_weight = hp_scale * (1.0 + cfg.eps_high)
         # r elsewhere, the constant weight on LN and HP: products with 0/1 indicators, exact.
-        weight = regions.kept().mul_(x.ratio)
-        weight.addcmul_(regions.below, regions.negative * ln_weight).addcmul_(
-            regions.above, regions.positive * hp_weight
-        )
+        clipped = regions.clipped()
+        boundary_weight = regions.negative * (ln_scale * (1.0 - cfg.eps_low))
+        boundary_weight = boundary_weight + regions.positive * (hp_scale * (1.0 + cfg.eps_high))
+        weight = torch.rsub(clipped, 1.0).mul_(x.ratio).addcmul_(clipped, boundary_weight)
         value = clipped_value(x.ratio, x.adv, cfg.eps_low, cfg.eps_high, cfg.dual_clip_c)
         if ln_scale != 1.0 or hp_scale != 1.0:
             # On LN/HP the clipped value is −Â·(1∓ε); scale it like the gradient: −Â·β·(1∓ε).
-            value.addcmul_(regions.below, regions.negative * -x.adv * ((ln_scale - 1.0) * (1.0 - cfg.eps_low)))
-            value.addcmul_(regions.above, regions.positive * -x.adv * ((hp_scale - 1.0) * (1.0 + cfg.eps_high)))
+            extra = regions.negative * ((ln_scale - 1.0) * (1.0 - cfg.eps_low))
+            extra = extra + regions.positive * ((hp_scale - 1.0) * (1.0 + cfg.eps_high))
+            value.addcmul_(clipped, -x.adv * extra)
         if cfg.dual_clip_c is not None:  # dual-clip stops HN tokens with r > c
             weight.mul_(indicator_above(x.ratio, cfg.dual_clip_c).mul_(regions.negative).neg_().add_(1.0))
-    return assemble(x, weight, regions, value=value)
+    return assemble(x, weight, regions, value=value, scratch=weight)
 
 
 @register("gppo", GPPOConfig)
