@@ -30,17 +30,26 @@ def constant_reward(completions, **kwargs):
 
 
 class StepClock(TrainerCallback):
-    """Wall-clock seconds of every optimiser step."""
+    """Wall-clock time of the steps after the first generation cycle, and the part totals over those steps.
 
-    def __init__(self) -> None:
-        self.seconds: list[float] = []
-        self._start = 0.0
+    The first cycle (``warmup`` steps) pays one-off costs (allocator, caches). After it, steps alternate between
+    one that generates and num_iterations − 1 that reuse the batch, so whole cycles are measured.
+    """
+
+    def __init__(self, totals: dict[str, float], warmup: int) -> None:
+        self.totals, self.warmup = totals, warmup
+        self.start_totals: dict[str, float] = {}
+        self.steps, self.seconds, self._start = 0, 0.0, 0.0
 
     def on_step_begin(self, args, state, control, **kwargs):
+        if state.global_step == self.warmup:
+            self.start_totals = dict(self.totals)
         self._start = time.perf_counter()
 
     def on_step_end(self, args, state, control, **kwargs):
-        self.seconds.append(time.perf_counter() - self._start)
+        if state.global_step > self.warmup:  # global_step already counts the step that just ended
+            self.steps += 1
+            self.seconds += time.perf_counter() - self._start
 
 
 def _timed(totals: dict[str, float], key: str, fn):
@@ -95,33 +104,26 @@ def build_trainer(kind: str, model_dir: Path, out_dir: Path, steps: int, complet
 
 
 def time_run(kind: str, model_dir: Path, out_dir: Path, steps: int, completion_tokens: int) -> dict:
+    """Seconds per step of each part, over the steps after the first generation cycle (num_iterations = 2)."""
     trainer = build_trainer(kind, model_dir, out_dir, steps, completion_tokens)
-    totals = dict.fromkeys(PARTS, 0.0)
+    totals = dict.fromkeys(["generation", "rollout", "loss_forward", "backward"], 0.0)
     trainer._generate = _timed(totals, "generation", trainer._generate)
-    rollout = dict.fromkeys(["all"], 0.0)
-    trainer._generate_and_score_completions = _timed(rollout, "all", trainer._generate_and_score_completions)
+    trainer._generate_and_score_completions = _timed(totals, "rollout", trainer._generate_and_score_completions)
     trainer._compute_loss = _timed(totals, "loss_forward", trainer._compute_loss)
     trainer.accelerator.backward = _timed(totals, "backward", trainer.accelerator.backward)
-    clock = StepClock()
+    clock = StepClock(totals, warmup=2)
     trainer.add_callback(clock)
     trainer.remove_callback(PrinterCallback)  # no per-step log dicts on the console
     trainer.train()
-    total = sum(clock.seconds)
-    totals["rollout_rest"] = rollout["all"] - totals["generation"]
-    totals["other"] = total - sum(totals[p] for p in PARTS if p != "other")
-    # The first generation cycle pays one-off costs; after it, steps alternate between one that generates and
-    # num_iterations − 1 that reuse the batch, so the mean over whole cycles is the step time.
-    warm = clock.seconds[2:] or clock.seconds
-    return {
-        "step_seconds": statistics.mean(warm),
-        "shares": {p: totals[p] / total for p in PARTS},
-        "seconds_per_step": {p: totals[p] / len(clock.seconds) for p in PARTS},
-    }
+    per_step = {key: (totals[key] - clock.start_totals[key]) / clock.steps for key in totals}
+    per_step["rollout_rest"] = per_step.pop("rollout") - per_step["generation"]
+    per_step["other"] = clock.seconds / clock.steps - sum(per_step.values())
+    return {part: per_step[part] for part in PARTS}
 
 
 def run(models: list[str], steps: int = 12, rounds: int = 3, completion_tokens: int = 64) -> dict:
-    """Mean step time of each trainer per model size (median over ``rounds`` alternating runs of ``steps``
-    steps; ``steps`` even, so whole generation cycles of num_iterations = 2)."""
+    """Step time of each trainer per model size, split into parts, over ``rounds`` alternating runs of ``steps``
+    steps (even: whole generation cycles of num_iterations = 2)."""
     from dgpo.tiny import build_tiny_model
 
     results = {}
@@ -134,15 +136,17 @@ def run(models: list[str], steps: int = 12, rounds: int = 3, completion_tokens: 
             for _ in range(rounds):
                 for kind in kinds:
                     runs[kind].append(time_run(kind, model_dir, Path(tmp) / "runs", steps, completion_tokens))
-            base = statistics.median(r["step_seconds"] for r in runs["trl_grpo"])
+            # Per part, the median over rounds; the step time is their sum (robust to one slow round of one part).
+            parts = {kind: {p: statistics.median(r[p] for r in rs) for p in PARTS} for kind, rs in runs.items()}
+            base = sum(parts["trl_grpo"].values())
             results[size] = {
                 kind: {
-                    "step_seconds": statistics.median(r["step_seconds"] for r in rs),
-                    "vs_trl_grpo": statistics.median(r["step_seconds"] for r in rs) / base,
-                    "shares": {p: statistics.mean(r["shares"][p] for r in rs) for p in PARTS},
-                    "seconds_per_step": {p: statistics.median(r["seconds_per_step"][p] for r in rs) for p in PARTS},
+                    "step_seconds": sum(seconds.values()),
+                    "vs_trl_grpo": sum(seconds.values()) / base,
+                    "seconds_per_step": seconds,
+                    "shares": {p: seconds[p] / sum(seconds.values()) for p in PARTS},
                 }
-                for kind, rs in runs.items()
+                for kind, seconds in parts.items()
             }
             results[size]["parameters"] = _count_parameters(model_dir)
     return results

@@ -161,11 +161,18 @@ class DGPOTrainer(GRPOTrainer):
         return loss / accumulation
 
     def _log_metrics(self, mode, objective_metrics, policy_loss, entropies, per_token_kl, mask) -> None:
-        gather = self.accelerator.gather
-        for key, value in objective_metrics.items():
-            reduced = gather(value.reshape(1))
-            self._metrics[mode][key].append((reduced.max() if key.endswith("max") else reduced.mean()).item())
-        self._metrics[mode]["loss/policy"].append(gather(policy_loss.reshape(1)).mean().item())
+        # One gather for every scalar (each is a collective on a multi-GPU run), then max for the */max keys and
+        # the mean over processes for the others.
+        keys = [*objective_metrics, "loss/policy"]
+        local = torch.stack([*objective_metrics.values(), policy_loss.to(torch.float32)]).to(torch.float32)
+        gathered = self.accelerator.gather(local.reshape(1, -1)).reshape(-1, len(keys))
+        reduced = torch.where(
+            torch.tensor([key.endswith("max") for key in keys], device=gathered.device),
+            gathered.amax(dim=0),
+            gathered.mean(dim=0),
+        ).tolist()
+        for key, value in zip(keys, reduced, strict=True):
+            self._metrics[mode][key].append(value)
 
         def global_mean(values: torch.Tensor) -> float:
             totals = self.accelerator.reduce(torch.stack([(values * mask).sum(), mask.sum().float()]), reduction="sum")
