@@ -147,6 +147,7 @@ def trainer_rows(result: dict) -> list[dict]:
                     "trainer": kind,
                     "step s": f"{row['step_seconds']:.3f}",
                     "× trl_grpo": f"{row['vs_trl_grpo']:.3f}",
+                    "× trl_grpo w/o generation": f"{row['vs_trl_grpo_without_generation']:.3f}",
                     **{f"{part} %": f"{100 * shares[part]:.1f}" for part in trainer.PARTS},
                 }
             )

@@ -121,7 +121,7 @@ def time_run(kind: str, model_dir: Path, out_dir: Path, steps: int, completion_t
     return {part: per_step[part] for part in PARTS}
 
 
-def run(models: list[str], steps: int = 12, rounds: int = 3, completion_tokens: int = 64) -> dict:
+def run(models: list[str], steps: int = 12, rounds: int = 5, completion_tokens: int = 64) -> dict:
     """Step time of each trainer per model size, split into parts, over ``rounds`` alternating runs of ``steps``
     steps (even: whole generation cycles of num_iterations = 2)."""
     from dgpo.tiny import build_tiny_model
@@ -137,17 +137,24 @@ def run(models: list[str], steps: int = 12, rounds: int = 3, completion_tokens: 
                 for kind in kinds:
                     runs[kind].append(time_run(kind, model_dir, Path(tmp) / "runs", steps, completion_tokens))
             # Per part, the median over rounds; the step time is their sum (robust to one slow round of one part).
+            # The ratio is the median of per-round ratios: each round runs the trainers back to back, so slow
+            # drift of the machine cancels (generation, identical code in all three, varies by ±5% across rounds).
             parts = {kind: {p: statistics.median(r[p] for r in rs) for p in PARTS} for kind, rs in runs.items()}
-            base = sum(parts["trl_grpo"].values())
-            results[size] = {
-                kind: {
+            results[size] = {}
+            for kind, seconds in parts.items():
+                paired = [sum(r.values()) / sum(b.values()) for r, b in zip(runs[kind], runs["trl_grpo"], strict=True)]
+                without_generation = [
+                    (sum(r.values()) - r["generation"]) / (sum(b.values()) - b["generation"])
+                    for r, b in zip(runs[kind], runs["trl_grpo"], strict=True)
+                ]
+                results[size][kind] = {
                     "step_seconds": sum(seconds.values()),
-                    "vs_trl_grpo": sum(seconds.values()) / base,
+                    "vs_trl_grpo": statistics.median(paired),
+                    "vs_trl_grpo_rounds": paired,
+                    "vs_trl_grpo_without_generation": statistics.median(without_generation),
                     "seconds_per_step": seconds,
                     "shares": {p: seconds[p] / sum(seconds.values()) for p in PARTS},
                 }
-                for kind, seconds in parts.items()
-            }
             results[size]["parameters"] = _count_parameters(model_dir)
     return results
 
