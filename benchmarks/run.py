@@ -138,7 +138,7 @@ def trainer_rows(result: dict) -> list[dict]:
     rows = []
     for size, kinds in result.items():
         for kind, row in kinds.items():
-            if kind == "parameters":
+            if kind in ("parameters", "loss_path"):
                 continue
             shares = row["shares"]
             rows.append(
@@ -148,6 +148,7 @@ def trainer_rows(result: dict) -> list[dict]:
                     "step s": f"{row['step_seconds']:.3f}",
                     "× trl_grpo": f"{row['vs_trl_grpo']:.3f}",
                     "× trl_grpo w/o generation": f"{row['vs_trl_grpo_without_generation']:.3f}",
+                    "loss fwd+bwd × trl_grpo": f"{kinds['loss_path'][kind]['vs_trl_grpo']:.3f}",
                     **{f"{part} %": f"{100 * shares[part]:.1f}" for part in trainer.PARTS},
                 }
             )

@@ -155,6 +155,7 @@ def run(models: list[str], steps: int = 12, rounds: int = 5, completion_tokens: 
                     "seconds_per_step": seconds,
                     "shares": {p: seconds[p] / sum(seconds.values()) for p in PARTS},
                 }
+            results[size]["loss_path"] = time_loss_path(model_dir, Path(tmp) / "loss_path")
             results[size]["parameters"] = _count_parameters(model_dir)
     return results
 
@@ -163,3 +164,63 @@ def _count_parameters(model_dir: Path) -> int:
     from transformers import AutoModelForCausalLM
 
     return sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(model_dir).parameters())
+
+
+def loss_path_inputs(trainer, batch: int, prompt_tokens: int, completion_tokens: int, seed: int = 0) -> dict:
+    """A fixed training batch in the format ``_compute_loss`` takes: random token ids, old log-probs 0.3 nats away
+    from the current ones (so ratios leave 1), random advantages."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    vocab = trainer.model.config.vocab_size
+    prompt_ids = torch.randint(3, vocab, (batch, prompt_tokens), generator=g)
+    completion_ids = torch.randint(3, vocab, (batch, completion_tokens), generator=g)
+    ones = torch.ones(batch, completion_tokens, dtype=torch.long)
+    with torch.no_grad():
+        logps, _, _ = trainer._get_per_token_logps_and_entropies(
+            trainer.model,
+            torch.cat([prompt_ids, completion_ids], 1),
+            torch.cat([torch.ones(batch, prompt_tokens, dtype=torch.long), ones], 1),
+            completion_tokens,
+        )
+    return {
+        "prompt_ids": prompt_ids,
+        "prompt_mask": torch.ones(batch, prompt_tokens, dtype=torch.long),
+        "completion_ids": completion_ids,
+        "completion_mask": ones,
+        "advantages": torch.randn(batch, generator=g),
+        "old_per_token_logps": logps + 0.3 * torch.randn(logps.shape, generator=g),
+        "num_items_in_batch": ones.sum(),
+    }
+
+
+def time_loss_path(model_dir: Path, out_dir: Path, rounds: int = 20, completion_tokens: int = 64) -> dict:
+    """Median seconds of ``_compute_loss`` + backward on one fixed batch (32 × (32 + 64) tokens), each trainer in
+    the way its training step runs it, rounds alternating between the trainers: the part of a step whose code
+    differs, measured without generation's noise."""
+    from contextlib import nullcontext
+
+    from dgpo.train.logprob_tiles import token_tile
+
+    trainers = {
+        kind: build_trainer(kind, model_dir, out_dir, steps=1, completion_tokens=completion_tokens)
+        for kind in ("trl_grpo", "dgpo_grpo", "dgpo_dgpo")
+    }
+    for trainer in trainers.values():
+        trainer.current_gradient_accumulation_steps = 1  # set by train() otherwise
+    inputs = loss_path_inputs(trainers["trl_grpo"], 32, 32, completion_tokens)
+    times: dict[str, list[float]] = {kind: [] for kind in trainers}
+    for i in range(rounds + 2):
+        for kind, trainer in trainers.items():
+            trainer.model.train()
+            trainer.model.zero_grad(set_to_none=True)
+            tile = getattr(trainer, "_token_tile", None)
+            start = time.perf_counter()
+            with token_tile(tile) if tile else nullcontext():
+                trainer._compute_loss(trainer.model, inputs).backward()
+            if i >= 2:
+                times[kind].append(time.perf_counter() - start)
+    base = statistics.median(times["trl_grpo"])
+    return {
+        kind: {"seconds": statistics.median(t), "vs_trl_grpo": statistics.median(t) / base} for kind, t in times.items()
+    }
