@@ -229,3 +229,34 @@ def test_garbage_on_padding_gives_the_same_loss_gradient_and_metrics_as_clean_pa
     for loss, grad, metrics in results[1:]:
         assert torch.equal(loss, results[0][0]) and torch.equal(grad, results[0][1])
         assert metrics == results[0][2]
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_autograd_keeps_one_float32_tensor_per_call(name, dtype):
+    """The decoupled surrogate saves only the slope −Â·w (B, T, compute dtype) for backward."""
+    logp, old, adv, mask = batch(dtype, b=5, t=7)
+    saved = []
+
+    def pack(tensor):
+        saved.append((tuple(tensor.shape), tensor.dtype))
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        loss, _ = get_loss(name)(logp.requires_grad_(True), old, adv, mask)
+    assert saved == [((5, 7), torch.float32)]
+    (grad,) = torch.autograd.grad(loss.sum(), logp)
+    assert grad.dtype == dtype
+    # Out-of-place use of the loss is free; an in-place change is either differentiated correctly or, where the
+    # output is the saved slope, refused by autograd — never silently turned into a wrong gradient.
+    loss, _ = get_loss(name)(logp, old, adv, mask)
+    (doubled,) = torch.autograd.grad((loss * 2.0).sum(), logp)
+    torch.testing.assert_close(doubled.float(), 2 * grad.float())
+    loss, _ = get_loss(name)(logp, old, adv, mask)
+    loss.mul_(2.0)
+    try:
+        (in_place,) = torch.autograd.grad(loss.sum(), logp)
+    except RuntimeError as error:
+        assert "modified by an inplace operation" in str(error)
+    else:
+        torch.testing.assert_close(in_place.float(), 2 * grad.float())
