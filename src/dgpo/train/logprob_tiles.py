@@ -5,8 +5,9 @@ TRL 1.16 computes log π and the entropy from hidden states in (token tile × vo
 module constant. Without Triton (CPU) its torch fallback allocates about a dozen fresh float32 temporaries of one
 tile each — 4096 × 32,768 × 4 B = 512 MiB apiece. Measured at V = 151,936, hidden 896, T = 4096 on the 2-core
 development machine (docs/benchmarks.md): the 4096 tile costs 1.60–1.70× the time of the plain full-logits path
-and 0.46× its peak memory; a 512-token tile costs 0.99–1.13× and 0.11–0.12×. Triton devices keep TRL's tile (their kernel does
-not allocate per tile). Both forward and backward read the constant, so it is set around the whole step.
+and 0.46× its peak memory; a 512-token tile costs 0.99–1.13× and 0.11–0.12×. Triton devices keep TRL's tile
+(their kernel does not allocate per tile). Both forward and backward read the constant, so it is set around the
+whole training step.
 """
 
 from __future__ import annotations
