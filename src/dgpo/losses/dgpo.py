@@ -57,12 +57,14 @@ def dgpo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: DG
     x = prepare(logp, old_logp, adv, mask)
     with torch.no_grad():
         regions = Regions.classify(x.ratio, x.adv, cfg.eps_low, cfg.eps_high)
-        # One exp for both boundaries, in log space: log(w/r) = n·min(log r − log(1−ε_low), 0) on Â < 0 rows
-        # plus min(log(1+ε_high) − log r, 0)/m on Â ≥ 0 rows. Each min is nonzero only beyond its boundary, so
-        # this is log(w/r) of LN and HP and 0 elsewhere; w/r ≤ 1 can never overflow.
-        below_gap = (x.log_ratio - math.log(1.0 - cfg.eps_low)).clamp_max_(0.0)
-        above_gap = torch.rsub(x.log_ratio, math.log(1.0 + cfg.eps_high)).clamp_max_(0.0)
-        vs_pg = below_gap.mul_(cfg.n * regions.negative).add_(above_gap.mul_(regions.positive / cfg.m)).exp_()
-        # Reuse a buffer: on CPU each fresh (B, T) tensor costs page faults (docs/benchmarks.md).
-        weight = torch.mul(x.ratio, vs_pg, out=above_gap)
+        # One exp for both boundaries, in log space. On an Â < 0 row only LN can occur, log(w/r) =
+        # n·min(log r − log(1−ε_low), 0); on an Â ≥ 0 row only HP, log(w/r) = min(log(1+ε_high) − log r, 0)/m.
+        # Both are min(α·log r + β, 0) with (α, β) = (n, −n·log(1−ε_low)) or (−1/m, log(1+ε_high)/m) chosen by the
+        # sign of Â: one fused multiply-add, a clamp and an exp over (B, T). Zero inside the trust region, ≤ 0
+        # beyond it, so w/r ≤ 1 can never overflow.
+        rate = regions.negative * cfg.n - regions.positive / cfg.m
+        offset = regions.negative * (-cfg.n * math.log(1.0 - cfg.eps_low))
+        offset = offset + regions.positive * (math.log(1.0 + cfg.eps_high) / cfg.m)
+        vs_pg = torch.addcmul(offset, x.log_ratio, rate).clamp_max_(0.0).exp_()
+        weight = x.ratio * vs_pg
     return assemble(x, weight, regions, weight_vs_pg=vs_pg, scratch=weight)
