@@ -10,7 +10,7 @@ from torch import Tensor
 from dgpo.losses.base import assemble, clipped_value
 from dgpo.losses.config import LossConfig
 from dgpo.losses.inputs import prepare
-from dgpo.losses.regions import Regions, indicator_above
+from dgpo.losses.regions import Regions
 from dgpo.losses.registry import register
 from dgpo.metrics import DIAGNOSTIC_EPS
 
@@ -67,7 +67,7 @@ def _hard_clip(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: G
         # Hard clipping: the clipped branch of the min is a constant, so LN/HP tokens get no gradient at all.
         kept = regions.kept()
         if cfg.dual_clip_c is not None:  # dual-clip also stops HN tokens with r > c
-            kept.addcmul_(indicator_above(x.ratio, cfg.dual_clip_c), regions.negative, value=-1.0)
+            kept.mul_(regions.dual_clip_kept(x.ratio, cfg.dual_clip_c))
         weight = x.ratio * kept
         value = clipped_value(x.ratio, x.adv, cfg.eps_low, cfg.eps_high, cfg.dual_clip_c)
     return assemble(x, weight, regions, value=value, weight_vs_pg=kept, scratch=weight)

@@ -73,6 +73,10 @@ class Regions:
         """A new tensor, 0.0 on LN and HP, else 1.0."""
         return self.clipped().neg_().add_(1.0)
 
+    def dual_clip_kept(self, ratio: Tensor, dual_clip_c: float) -> Tensor:
+        """A new tensor, 0.0 on Â < 0 tokens with ``ratio > c`` (dual-clip stops their gradient), else 1.0."""
+        return indicator_above(ratio, dual_clip_c).mul_(self.negative).neg_().add_(1.0)
+
     def counts(self, mask: Tensor, row_tokens: Tensor, tokens: Tensor) -> tuple[Tensor, ...]:
         """Active-token counts of (inside, LN, HP, LP, HN), each a 0-d tensor.
 

@@ -14,7 +14,7 @@ from torch import Tensor
 from dgpo.losses.base import assemble, clipped_value
 from dgpo.losses.config import LossConfig
 from dgpo.losses.inputs import prepare
-from dgpo.losses.regions import Regions, indicator_above
+from dgpo.losses.regions import Regions
 from dgpo.losses.registry import register
 
 
@@ -99,7 +99,7 @@ def _gradient_preserving(
             extra = extra + regions.positive * ((hp_scale - 1.0) * (1.0 + cfg.eps_high))
             value.addcmul_(clipped, -x.adv * extra)
         if cfg.dual_clip_c is not None:  # dual-clip stops HN tokens with r > c
-            weight.mul_(indicator_above(x.ratio, cfg.dual_clip_c).mul_(regions.negative).neg_().add_(1.0))
+            weight.mul_(regions.dual_clip_kept(x.ratio, cfg.dual_clip_c))
     return assemble(x, weight, regions, value=value, scratch=weight)
 
 
