@@ -8,7 +8,7 @@ What it overrides, and nothing else:
   and the MoE aux loss — and the chosen aggregation, normalised like TRL so gradient accumulation and data
   parallelism give the same gradient as one big batch.
 * ``training_step``: runs TRL's step with the chunked log-prob kernel's token tile of
-  :mod:`dgpo.train.logprob_tiles` (512 tokens without Triton: 8× less peak memory than TRL's 4096 on CPU).
+  :mod:`dgpo.train.logprob_tiles` (512 tokens without Triton: about a quarter of the peak memory of TRL's 4096 on CPU).
 * the advantage step: TRL's rewards (all processes) are captured in ``_calculate_rewards`` and the advantages
   recomputed with :mod:`dgpo.advantages` (``DGPOConfig.advantage``), replacing TRL's ``scale_rewards`` step.
 
@@ -164,7 +164,7 @@ class DGPOTrainer(GRPOTrainer):
         # One gather for every scalar (each is a collective on a multi-GPU run), then max for the */max keys and
         # the mean over processes for the others.
         keys = [*objective_metrics, "loss/policy"]
-        local = torch.stack([*objective_metrics.values(), policy_loss.to(torch.float32)]).to(torch.float32)
+        local = torch.stack([*objective_metrics.values(), policy_loss]).to(torch.float32)
         gathered = self.accelerator.gather(local.reshape(1, -1)).reshape(-1, len(keys))
         reduced = torch.where(
             torch.tensor([key.endswith("max") for key in keys], device=gathered.device),
