@@ -4,8 +4,9 @@ Both trainers run the same steps with learning rate 0: the parameters never move
 generate exactly the same completions and the comparison measures only what differs — the loss path. Each step
 is split into generation (``_generate``), the rest of the rollout (rewards, old log-probs: the remainder of
 ``_generate_and_score_completions``), the loss forward (``_compute_loss``, model forward included), backward
-(``accelerator.backward``) and everything else (optimiser, logging, callbacks). Runs alternate between the two
-trainers so drift on the machine hits both alike.
+(``accelerator.backward``) and everything else (optimiser, logging, callbacks). Each round runs the three
+trainers back to back and ratios are taken per round, so drift on the machine hits all of them alike; the loss
+path alone is also timed on a fixed batch (:func:`time_loss_path`), free of generation's noise.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ MODELS = {"tiny": (128, 2), "25M": (512, 6)}
 PARTS = ("generation", "rollout_rest", "loss_forward", "backward", "other")
 
 
-def constant_reward(completions, **kwargs):
+def length_reward(completions, **kwargs):
     # Identical for both trainers and nearly free, so scoring does not blur the comparison; varied per completion
     # so the advantages are non-zero and the loss has a gradient.
     return [float(len(c) % 3) for c in completions]
@@ -96,7 +97,7 @@ def build_trainer(kind: str, model_dir: Path, out_dir: Path, steps: int, complet
     prompts = [{"prompt": f"Compute {i} + {2 * i + 1}."} for i in range(64)]
     return cls(
         model=str(model_dir),
-        reward_funcs=[constant_reward],
+        reward_funcs=[length_reward],
         args=args,
         train_dataset=Dataset.from_list(prompts),
         processing_class=load_tokenizer(model_dir),
