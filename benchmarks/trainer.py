@@ -192,6 +192,7 @@ def loss_path_inputs(trainer, batch: int, prompt_tokens: int, completion_tokens:
         "advantages": torch.randn(batch, generator=g),
         "old_per_token_logps": logps + 0.3 * torch.randn(logps.shape, generator=g),
         "num_items_in_batch": ones.sum(),
+        "num_seqs_in_batch": torch.tensor(batch),
     }
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dgpo.losses import LOSSES, get_loss
-from dgpo.metrics import OBJECTIVE_METRIC_KEYS
+from dgpo.metrics import OBJECTIVE_METRIC_KEYS, REGION_KEYS
 from table import table_weight
 
 ALL = list(LOSSES)
@@ -84,7 +84,7 @@ def test_metrics_are_detached_scalars_with_the_documented_keys(name):
     assert tuple(metrics) == OBJECTIVE_METRIC_KEYS
     for key, value in metrics.items():
         assert value.dim() == 0 and not value.requires_grad, key
-    fractions = sum(metrics[k].item() for k in ("region/inside", "region/ln", "region/hp", "region/lp", "region/hn"))
+    fractions = sum(metrics[k].item() for k in REGION_KEYS)
     assert fractions == pytest.approx(1.0, abs=1e-12)
 
 
@@ -102,9 +102,26 @@ def test_metrics_hand_computed_for_dgpo():
     assert m["weight/vs_pg_mean"].item() == pytest.approx(sum(vs_pg) / 3, rel=1e-12)
     assert m["weight/vs_pg_max"].item() == pytest.approx(1.0, rel=1e-12)
     assert m["weight/ln_vs_pg_max"].item() == pytest.approx(0.625, rel=1e-12)
-    assert [m[f"region/{k}"].item() for k in ("inside", "ln", "hp", "lp", "hn")] == pytest.approx(
-        [1 / 3, 1 / 3, 1 / 3, 0, 0]
-    )
+    assert [m[k].item() for k in REGION_KEYS] == pytest.approx([1 / 3, 1 / 3, 1 / 3, 0, 0, 0])
+
+
+def test_zero_advantage_tokens_are_in_no_clipping_region():
+    # old_logp = 0. Row 0: Â = +1, r = 2 (HP). Row 1: Â = 0, r = 2 and 0.5 (HP and LP if Â = 0 counted as positive).
+    # Row 2: Â = −1, r = 0.5 (LN). Second tokens of rows 0 and 2 are padding.
+    logp = torch.log(torch.tensor([[2.0, 1.0], [2.0, 0.5], [0.5, 1.0]], dtype=torch.float64))
+    adv = torch.tensor([1.0, 0.0, -1.0], dtype=torch.float64)
+    mask = torch.tensor([[1, 0], [1, 1], [1, 0]])
+    _, m = get_loss("dgpo")(logp, torch.zeros_like(logp), adv, mask)
+    # 4 active tokens: HP 1, LN 1, zero_adv 2, nothing inside/LP/HN
+    assert [m[k].item() for k in REGION_KEYS] == pytest.approx([0, 1 / 4, 1 / 4, 0, 0, 2 / 4], abs=1e-15)
+    assert (m["tokens/active"].item(), m["tokens/nonzero_adv"].item()) == (4.0, 2.0)
+    # w/r over the two Â ≠ 0 tokens only: HP sqrt(1.2·2)/2 = 0.7745967, LN 0.5/0.8 = 0.625
+    assert m["weight/vs_pg_mean"].item() == pytest.approx((math.sqrt(2.4) / 2 + 0.625) / 2, rel=1e-12)
+    assert m["weight/vs_pg_max"].item() == pytest.approx(math.sqrt(2.4) / 2, rel=1e-12)  # not the zero row's 1
+    # grpo drops both boundary tokens: nothing is left for w/r, although the Â = 0 row has r inside its old LP
+    _, g = get_loss("grpo")(logp, torch.zeros_like(logp), adv, mask)
+    assert (g["weight/vs_pg_mean"].item(), g["weight/vs_pg_max"].item()) == (0.0, 0.0)
+    assert g["region/ln"].item() + g["region/hp"].item() == pytest.approx(2 / 4)
 
 
 @pytest.mark.parametrize(
@@ -147,7 +164,9 @@ def test_nan_on_padding_is_ignored():
 
 
 def reference_metrics(name: str, logp, old, adv, mask) -> dict[str, float]:
-    """The ten metrics from boolean masks and DESIGN.md's weight table, written independently of dgpo.metrics."""
+    """The metrics from boolean masks and DESIGN.md's weight table, written independently of dgpo.metrics.
+
+    Tokens with Â = 0 are in no region but ``zero_adv``, and outside the ``weight/*`` statistics."""
     active = mask.bool()
     adv_t = adv.unsqueeze(1).expand_as(logp) if adv.dim() == 1 else adv
     r = torch.exp((logp - old).clamp(-20, 20))
@@ -161,14 +180,16 @@ def reference_metrics(name: str, logp, old, adv, mask) -> dict[str, float]:
         el = 0.2 if name in ("pg", "sapo") else table_weight.__globals__["DEFAULTS"][name].get("eps_low")
         eh = 0.2 if name in ("pg", "sapo") else table_weight.__globals__["DEFAULTS"][name].get("eps_high")
         w = table_weight(name, r, adv_t)
-    below, above, neg = region_r < 1 - el, region_r > 1 + eh, adv_t < 0
-    vs_pg = (w / r)[active]
+    below, above, neg, pos, zero = region_r < 1 - el, region_r > 1 + eh, adv_t < 0, adv_t > 0, adv_t == 0
+    scored = active & ~zero
+    vs_pg = (w / r)[scored]
     regions = {
-        "inside": ~below & ~above,
+        "inside": ~below & ~above & ~zero,
         "ln": below & neg,
-        "hp": above & ~neg,
-        "lp": below & ~neg,
+        "hp": above & pos,
+        "lp": below & pos,
         "hn": above & neg,
+        "zero_adv": zero,
     }
     n = active.sum().item()
     ln_values = (w / r)[active & regions["ln"]]
@@ -177,6 +198,8 @@ def reference_metrics(name: str, logp, old, adv, mask) -> dict[str, float]:
         "ratio/max": region_r[active].max().item(),
         "weight/vs_pg_mean": vs_pg.mean().item(),
         "weight/vs_pg_max": vs_pg.max().item(),
+        "tokens/active": float(n),
+        "tokens/nonzero_adv": float(scored.sum().item()),
         "weight/ln_vs_pg_max": ln_values.max().item() if ln_values.numel() else 0.0,
     }
     out.update({f"region/{k}": (v & active).sum().item() / n for k, v in regions.items()})
@@ -195,6 +218,9 @@ def test_metrics_match_an_independent_boolean_reference(name, per_token_adv, mas
     logp = old + 0.6 * torch.randn(b, t, generator=g, dtype=torch.float64)
     adv = torch.randn(b, t, generator=g, dtype=torch.float64) if per_token_adv else torch.randn(b, generator=g)
     adv = adv.to(torch.float64)
+    adv[2] = 0.0  # an all-correct or all-wrong group: Â = 0 tokens belong to no clipping region
+    if per_token_adv:
+        adv[3, ::2] = 0.0
     mask = torch.rand(b, t, generator=g) > 0.3
     mask[0] = False  # a fully padded sequence
     logp[~mask] = padding
@@ -205,6 +231,7 @@ def test_metrics_match_an_independent_boolean_reference(name, per_token_adv, mas
         assert metrics[key].item() == pytest.approx(value, rel=1e-12, abs=1e-12), key
     if name != "gspo":  # the data must populate the boundary regions, or the check above proves little
         assert metrics["region/ln"].item() > 0 and metrics["region/hp"].item() > 0
+    assert metrics["region/zero_adv"].item() > 0
 
 
 @pytest.mark.parametrize("name", ALL)

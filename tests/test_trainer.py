@@ -65,6 +65,7 @@ def make_inputs(trainer, seed=0):
         "advantages": torch.randn(B, generator=g),
         "old_per_token_logps": old,
         "num_items_in_batch": completion_mask.sum(),
+        "num_seqs_in_batch": (completion_mask.sum(1) > 0).sum(),
     }
 
 
@@ -98,8 +99,12 @@ def test_parity_with_trl_builtin_losses(tiny_model_dir, tmp_path, trl_kwargs, dg
     assert len(our_grads) == len(ref_grads) > 0
     for ours_g, ref_g in zip(our_grads, ref_grads, strict=True):
         torch.testing.assert_close(ours_g, ref_g, rtol=1e-6, atol=1e-6)
-    logged = ours._metrics["train"]
-    assert {"region/ln", "weight/vs_pg_max", "loss/policy", "entropy"} <= set(logged)
+    ours.log({})
+    logged = ours.state.log_history[-1]
+    assert {"region/ln", "region/zero_adv", "weight/vs_pg_max", "tokens/active", "loss/policy", "entropy"} <= set(
+        logged
+    )
+    assert logged["loss/policy"] == pytest.approx(our_loss.item(), rel=1e-6)
 
 
 def test_dgpo_differs_from_grpo_only_on_ln_and_hp_tokens(tiny_model_dir, tmp_path):

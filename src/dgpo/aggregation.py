@@ -40,7 +40,9 @@ def aggregate(
         ``seq-mean-token-sum-norm``: ``Σ_b Σ_t l·m / N_seqs / L`` with a constant ``L`` = ``norm_length``
         (default T, as verl) — Dr. GRPO's length-independent normaliser.
 
-    Fully masked sequences are excluded from ``N_seqs``; with nothing active the result is 0, never NaN.
+    Fully masked sequences are not sequences: they carry no loss and are excluded from ``N_seqs`` (the convention
+    of every split, so ``global_seqs`` must count the *non-empty* sequences of the whole step — DGPOTrainer gathers
+    that count over processes). With nothing active the result is 0, never NaN.
     """
     if mode not in AGGREGATIONS:
         raise ValueError(f"unknown aggregation {mode!r}; valid aggregations: {', '.join(AGGREGATIONS)}")

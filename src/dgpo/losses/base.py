@@ -28,6 +28,8 @@ from dgpo.metrics import (
     RATIO_MAX,
     RATIO_MEAN,
     REGION_KEYS,
+    TOKENS_ACTIVE,
+    TOKENS_NONZERO_ADV,
     WEIGHT_LN_VS_PG_MAX,
     WEIGHT_VS_PG_MAX,
     WEIGHT_VS_PG_MEAN,
@@ -119,13 +121,15 @@ def objective_metrics(
     vs_pg: Tensor | None = None,
     scratch: Tensor | None = None,
 ) -> dict[str, Tensor]:
-    """The metric dict of DESIGN.md §3, every entry a detached 0-d tensor over active tokens (0 when none is).
+    """The metric dict of DESIGN.md §3, every entry a detached 0-d tensor (0 when no token is active).
 
+    ``ratio/*`` and ``region/*`` are over active tokens (the regions and ``region/zero_adv`` add up to 1);
+    ``weight/*`` only over active tokens with Â ≠ 0, since a zero-advantage token has no gradient to weigh.
     ``vs_pg`` is the weight relative to plain PG, ``w/r`` (computed from ``weight`` when not given): the one number
-    that compares objectives. Maxima are taken after multiplying by the 0/1 mask, which is exact because ratios and
-    weights are ≥ 0. One (B, T) buffer (``scratch``, or a new one) serves every masked reduction.
+    that compares objectives. Maxima are taken after multiplying by the 0/1 masks, which is exact because ratios and
+    weights are ≥ 0. One (B, T) buffer (``scratch``, or a new one) serves every masked reduction. The two counts
+    ``tokens/*`` let callers combine micro-batches and processes exactly (:class:`dgpo.metrics.MetricTotals`).
     """
-    tokens = inputs.tokens.clamp_min(1)
     if scratch is None or scratch.shape != inputs.mask.shape:
         scratch = torch.empty_like(inputs.mask)
     # w/r first: ``scratch`` may be ``weight`` itself (an element-wise op may write over its own input).
@@ -133,6 +137,7 @@ def objective_metrics(
         active_vs_pg = torch.div(weight, inputs.ratio, out=scratch).mul_(inputs.mask)
     else:
         active_vs_pg = torch.mul(vs_pg, inputs.mask, out=scratch)
+    active_vs_pg.mul_(regions.nonzero)
     vs_pg_sum, vs_pg_max = active_vs_pg.sum(), active_vs_pg.max()
     ln_vs_pg_max = regions.ln_max(active_vs_pg)
     if region_ratio.shape[-1] == 1 and inputs.mask.shape[-1] != 1:  # a per-sequence ratio (GSPO)
@@ -141,11 +146,15 @@ def objective_metrics(
     else:
         active_ratio = torch.mul(region_ratio, inputs.mask, out=scratch)
         ratio_sum, ratio_max = active_ratio.sum(), active_ratio.max()
-    metrics = {RATIO_MEAN: ratio_sum / tokens, RATIO_MAX: ratio_max}
     counts = regions.counts(inputs.mask, inputs.row_tokens, inputs.tokens)
+    nonzero_adv_tokens = inputs.tokens - counts[-1]
+    tokens = inputs.tokens.clamp_min(1)
+    metrics = {RATIO_MEAN: ratio_sum / tokens, RATIO_MAX: ratio_max}
     for key, count in zip(REGION_KEYS, counts, strict=True):
         metrics[key] = count / tokens
-    metrics[WEIGHT_VS_PG_MEAN] = vs_pg_sum / tokens
+    metrics[WEIGHT_VS_PG_MEAN] = vs_pg_sum / nonzero_adv_tokens.clamp_min(1)
     metrics[WEIGHT_VS_PG_MAX] = vs_pg_max
     metrics[WEIGHT_LN_VS_PG_MAX] = ln_vs_pg_max
+    metrics[TOKENS_ACTIVE] = inputs.tokens.clone()
+    metrics[TOKENS_NONZERO_ADV] = nonzero_adv_tokens
     return metrics

@@ -5,8 +5,12 @@ What it overrides, and nothing else:
 * ``_compute_loss``: log-probs and entropies from TRL's own helper (its chunked path), then the dgpo objective,
   then everything TRL's loss also applies — tool mask, off-policy sequence mask, high-entropy token mask, the vLLM
   importance-sampling ratio, the KL penalty (``beta``, with TRL's bias correction option), the static entropy bonus
-  and the MoE aux loss — and the chosen aggregation, normalised like TRL so gradient accumulation and data
-  parallelism give the same gradient as one big batch.
+  and the MoE aux loss — and the chosen aggregation. Every aggregation divides by a *global* count of the
+  optimiser step (tokens, or non-empty sequences, over all processes and accumulation micro-batches), so the
+  gradient of a step is that of one big batch whatever its split into processes and micro-batches.
+* ``log``: the objective metrics, ``loss/policy``, ``entropy`` and ``kl/ref`` are accumulated as sums, counts and
+  maxima over the micro-batches since the last log and reduced over processes once per log
+  (:class:`dgpo.metrics.MetricTotals`): the logged values are those of the one big batch.
 * ``training_step``: runs TRL's step with the chunked log-prob kernel's token tile of
   :mod:`dgpo.train.logprob_tiles` (512 tokens without Triton: about a quarter of the peak memory of TRL's 4096 on CPU).
 * the advantage step: TRL's rewards (all processes) are captured in ``_calculate_rewards`` and the advantages
@@ -26,11 +30,16 @@ from trl import GRPOTrainer
 from dgpo.advantages import compute_advantages
 from dgpo.aggregation import aggregate
 from dgpo.fileio import write_atomically
+from dgpo.metrics import TOKENS_ACTIVE, MetricTotals
 from dgpo.train.config import DGPOConfig
 from dgpo.train.logprob_tiles import default_token_tile, token_tile
 
 #: Written (atomically) into a checkpoint folder once the whole checkpoint is saved.
 COMPLETE_MARKER = "dgpo_checkpoint_complete"
+#: Key of the generation batch holding its number of non-empty completions over all processes (0-d tensor).
+NUM_SEQUENCES = "num_seqs_in_batch"
+#: Trainer metrics that are means over the objective's active tokens.
+TOKEN_MEANS = {"entropy": TOKENS_ACTIVE, "kl/ref": TOKENS_ACTIVE}
 
 
 class DGPOTrainer(GRPOTrainer):
@@ -42,6 +51,9 @@ class DGPOTrainer(GRPOTrainer):
             raise TypeError(f"DGPOTrainer needs a DGPOConfig, got {type(self.args).__name__}")
         self.objective = self.args.build_objective()
         self._captured_rewards: torch.Tensor | None = None
+        # Per mode: metric totals and the number of optimiser steps (train) or eval batches since the last log.
+        self._totals = {mode: MetricTotals(TOKEN_MEANS, summed=("loss/policy",)) for mode in ("train", "eval")}
+        self._windows = {"train": 0.0, "eval": 0.0}
         tile = self.args.logprob_token_tile
         self._token_tile = default_token_tile(self.accelerator.device) if tile is None else tile
 
@@ -70,7 +82,17 @@ class DGPOTrainer(GRPOTrainer):
         mode = "train" if self.model.training else "eval"
         group = self.num_generations if mode == "train" else self.num_generations_eval
         output["advantages"] = self._dgpo_advantages(group, len(output["advantages"]))
+        output[NUM_SEQUENCES] = self._count_sequences(output)
         return output
+
+    def _count_sequences(self, batch: dict) -> torch.Tensor:
+        """Completions with at least one loss token in the generation batch, over all processes (0-d).
+
+        Empty completions (e.g. truncated ones under ``mask_truncated_completions``) are not sequences of the
+        ``seq-mean-*`` aggregations: they carry no loss, so they must not dilute the others — on every split alike.
+        """
+        mask = batch["completion_mask"] if "tool_mask" not in batch else batch["completion_mask"] * batch["tool_mask"]
+        return self.accelerator.gather((mask.sum(dim=1) > 0).sum()).sum()
 
     def _dgpo_advantages(self, group: int, local_size: int) -> torch.Tensor:
         rewards_per_func = self._captured_rewards
@@ -134,53 +156,70 @@ class DGPOTrainer(GRPOTrainer):
             per_token_loss = per_token_loss + self.beta * per_token_kl
 
         mode = "train" if self.model.training else "eval"
-        loss = self._aggregate(per_token_loss, mask, inputs, mode)
+        share = self._process_share(mode)
+        loss = self._aggregate(per_token_loss, mask, inputs, share)
         policy_loss = loss.detach()
-        accumulation = self.current_gradient_accumulation_steps if mode == "train" else 1.0
         if self.entropy_coef != 0.0:
+            # Σ H over the effective tokens / the step's token count: split-invariant like token-mean (TRL divides
+            # each micro-batch's mean by the accumulation steps instead).
             effective = mask if entropy_mask is None else mask * entropy_mask
-            mean_entropy = (entropies * effective).sum() / effective.sum().clamp(min=1.0)
-            loss = loss - self.entropy_coef * mean_entropy / accumulation
+            window_tokens = inputs["num_items_in_batch"].clamp(min=1.0) * share
+            loss = loss - self.entropy_coef * (entropies * effective).sum() / window_tokens
         if self.aux_loss_enabled:
+            accumulation = self.current_gradient_accumulation_steps if mode == "train" else 1.0
             loss = loss + self.router_aux_loss_coef * aux_loss / accumulation
             self._metrics[mode]["aux_loss"].append(self.accelerator.gather(aux_loss.detach()).mean().item())
 
-        self._log_metrics(mode, objective_metrics, policy_loss, entropies, per_token_kl, mask)
+        self._add_metrics(mode, objective_metrics, policy_loss, entropies, per_token_kl, mask)
         return loss
 
-    def _aggregate(self, per_token_loss: torch.Tensor, mask: torch.Tensor, inputs, mode: str) -> torch.Tensor:
-        """Aggregate with the global token count of the accumulation window for token-mean (TRL's ``dapo``
-        normaliser), and divide the per-micro-batch modes by the accumulation steps (TRL's ``grpo``/``dr_grpo``)."""
+    def _process_share(self, mode: str) -> float:
+        """This micro-batch's share of the generation batch's global counts, per process.
+
+        ``num_items_in_batch`` and :data:`NUM_SEQUENCES` count the whole generation batch (``steps_per_generation``
+        micro-batches on each of the P processes); one optimiser step uses ``gradient_accumulation_steps`` of them.
+        Dividing by count × GA/steps_per_generation / P makes the sum over a step's micro-batches, averaged over
+        processes by DDP, equal the big batch's normalised loss. In eval, a batch is neither split nor accumulated.
+        """
+        window = self.current_gradient_accumulation_steps / self.args.steps_per_generation if mode == "train" else 1.0
+        return window / self.accelerator.num_processes
+
+    def _aggregate(self, per_token_loss: torch.Tensor, mask: torch.Tensor, inputs, share: float) -> torch.Tensor:
+        """The chosen aggregation with the step's global token or sequence count (see :meth:`_process_share`)."""
         if self.args.aggregation == "token-mean":
-            tokens = inputs["num_items_in_batch"].clamp(min=1.0) / self.accelerator.num_processes
-            if mode == "train":  # num_items_in_batch spans the generation batch: rescale to one window
-                tokens = tokens * self.current_gradient_accumulation_steps / self.args.steps_per_generation
+            tokens = inputs["num_items_in_batch"].clamp(min=1.0) * share
             return aggregate(per_token_loss, mask, "token-mean", global_tokens=tokens)
-        accumulation = self.current_gradient_accumulation_steps if mode == "train" else 1.0
-        loss = aggregate(per_token_loss, mask, self.args.aggregation, norm_length=self.max_completion_length)
-        return loss / accumulation
+        if NUM_SEQUENCES not in inputs:
+            raise KeyError(f"aggregation {self.args.aggregation!r} needs inputs[{NUM_SEQUENCES!r}]")
+        sequences = inputs[NUM_SEQUENCES].clamp(min=1.0) * share
+        return aggregate(
+            per_token_loss, mask, self.args.aggregation, global_seqs=sequences, norm_length=self.max_completion_length
+        )
 
-    def _log_metrics(self, mode, objective_metrics, policy_loss, entropies, per_token_kl, mask) -> None:
-        # One gather for every scalar (each is a collective on a multi-GPU run), then max for the */max keys and
-        # the mean over processes for the others.
-        keys = [*objective_metrics, "loss/policy"]
-        local = torch.stack([*objective_metrics.values(), policy_loss]).to(torch.float32)
-        gathered = self.accelerator.gather(local.reshape(1, -1)).reshape(-1, len(keys))
-        reduced = torch.where(
-            torch.tensor([key.endswith("max") for key in keys], device=gathered.device),
-            gathered.amax(dim=0),
-            gathered.mean(dim=0),
-        ).tolist()
-        for key, value in zip(keys, reduced, strict=True):
-            self._metrics[mode][key].append(value)
-
-        def global_mean(values: torch.Tensor) -> float:
-            totals = self.accelerator.reduce(torch.stack([(values * mask).sum(), mask.sum().float()]), reduction="sum")
-            return (totals[0] / totals[1].clamp(min=1.0)).item()
-
-        self._metrics[mode]["entropy"].append(global_mean(entropies))
+    def _add_metrics(self, mode, objective_metrics, policy_loss, entropies, per_token_kl, mask) -> None:
+        """Accumulate this micro-batch's metrics as sums, counts and maxima; reduced over processes in :meth:`log`."""
+        tokens = objective_metrics[TOKENS_ACTIVE].clamp(min=1.0)
+        metrics = {**objective_metrics, "entropy": (entropies.detach() * mask).sum() / tokens}
         if per_token_kl is not None:
-            self._metrics[mode]["kl/ref"].append(global_mean(per_token_kl))
+            metrics["kl/ref"] = (per_token_kl.detach() * mask).sum() / tokens
+        # The loss of a step is the sum of its micro-batches' losses averaged over processes (DDP's mean).
+        metrics["loss/policy"] = policy_loss / self.accelerator.num_processes
+        self._totals[mode].add(metrics)
+        self._windows[mode] += 1.0 / self.current_gradient_accumulation_steps if mode == "train" else 1.0
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Add the global metrics of everything since the last log, then TRL's log (all processes call it)."""
+        mode = "train" if self.model.training else "eval"
+        reduced = self._totals[mode].reduce(
+            sum_all=lambda t: self.accelerator.reduce(t, reduction="sum"),
+            max_all=lambda t: self.accelerator.gather(t.unsqueeze(0)).amax(dim=0),
+        )
+        if "loss/policy" in reduced and self._windows[mode] > 0:  # mean over the window's optimiser steps/batches
+            reduced["loss/policy"] /= self._windows[mode]
+        self._windows[mode] = 0.0
+        prefix = "eval_" if mode == "eval" else ""
+        logs.update({f"{prefix}{key}": value for key, value in reduced.items()})
+        super().log(logs, start_time)
 
 
 _MULTIMODAL_KEYS = (
