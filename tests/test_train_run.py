@@ -175,7 +175,9 @@ def test_a_given_model_and_dataset_train_without_warm_start(tiny_model_dir, tmp_
     result = CliRunner().invoke(app, [*args, "--config", str(config)])
     assert result.exit_code == 0, result.output
     assert (run / "final" / "model.safetensors").exists() and not (run / "warm_start").exists()
-    assert json.loads((run / "results.json").read_text())["before"] is None  # no held-out split for a dataset run
+    results = json.loads((run / "results.json").read_text())
+    assert results["before"] is None  # no held-out split for a dataset run
+    assert results["processes"] == 1 and results["parameters_identical"] is True
 
 
 def test_only_completely_written_checkpoints_are_resumed(tmp_path):

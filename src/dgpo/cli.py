@@ -87,9 +87,31 @@ def weights(
 
 
 def fail(err: Exception) -> None:
-    """A user error (bad value, missing file): one red line on stderr and exit code 2, no traceback."""
-    Console(stderr=True).print(f"[bold red]error:[/bold red] {err}")
+    """A user error (bad value, missing file): one red line on stderr (the terminal wraps it, rich does not) and exit
+    code 2, no traceback.
+
+    Under torchrun / accelerate launch every rank fails the same way (start-up checks are computed identically or
+    broadcast from rank 0, see :mod:`dgpo.distributed`), so only rank 0 prints the line.
+    """
+    from dgpo import distributed
+
+    if distributed.is_main():
+        Console(stderr=True).print(f"[bold red]error:[/bold red] {err}", soft_wrap=True)  # one line, never folded
     raise typer.Exit(2) from err
+
+
+def refuse_launcher(command: str) -> None:
+    """``dgpo eval`` and ``dgpo compare`` do not split their work over processes: started by a launcher, every
+    process would redo (and rewrite) the whole job, so refuse before any work."""
+    from dgpo import distributed
+
+    if distributed.world_size() > 1:
+        fail(
+            ValueError(
+                f"run dgpo {command} as a single process; it was started with WORLD_SIZE={distributed.world_size()} "
+                "(torchrun / accelerate launch), and only dgpo train uses several processes"
+            )
+        )
 
 
 @app.command("eval")
@@ -117,6 +139,7 @@ def eval_command(
     """
     from dgpo.eval import EvalConfig, run_eval
 
+    refuse_launcher("eval")
     try:
         cfg = EvalConfig(
             model=model, out=out, benchmarks=benchmarks, k=k, temperature=temperature, top_p=top_p,
@@ -225,6 +248,7 @@ def compare(
     from dgpo.compare import DEFAULT_OBJECTIVES, QUICK_OBJECTIVES, CompareSpec, run_compare
     from dgpo.train.run_config import read_overrides
 
+    refuse_launcher("compare")
     try:
         chosen = objectives.split(",") if objectives else list(QUICK_OBJECTIVES if quick else DEFAULT_OBJECTIVES)
         base = read_overrides(config) if config is not None else {}

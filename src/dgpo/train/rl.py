@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
+from dgpo import distributed
 from dgpo.train.run_config import RunConfig
 
 
@@ -53,8 +54,8 @@ def dgpo_config(cfg: RunConfig, out: Path):
 
 def train_rl(
     cfg: RunConfig, model_path: str, rows: list[dict], template: str, out: Path, console: Console, resume: bool
-):
-    """Train and save ``out/final``; returns its path."""
+) -> tuple[Path, dict]:
+    """Train and save ``out/final`` (every rank trains; rank 0 writes); returns its path and the replica check."""
     from datasets import Dataset
     from transformers import PrinterCallback
 
@@ -77,15 +78,46 @@ def train_rl(
     if cfg.rl.max_minutes is not None:
         trainer.add_callback(TimeBudgetCallback(cfg.rl.max_minutes))
     trainer.remove_callback(PrinterCallback)
-    checkpoint = last_checkpoint(out / "checkpoints") if resume else None
+    # Rank 0 picks the checkpoint: ranks that resumed from different steps would deadlock or train apart.
+    checkpoint = distributed.on_main(last_checkpoint, out / "checkpoints") if resume else None
     if resume:
         console.print(f"resuming from {checkpoint}" if checkpoint else "no checkpoint yet: starting RL from the start")
     try:
         trainer.train(resume_from_checkpoint=checkpoint)
     finally:
         reward.close()
+    replicas = check_replicas(trainer, console)
     final = out / "final"
-    trainer.save_model(str(final))
+    trainer.save_model(str(final))  # on every rank: a sharded model (ZeRO-3, FSDP) is gathered for rank 0 to write
+    distributed.on_main(save_tokenizer_and_marker, trainer, model_path, final)
+    return final, replicas
+
+
+def save_tokenizer_and_marker(trainer, model_path: str, final: Path) -> None:
+    """The tokenizer next to the final weights, and the embedded model's marker (its tokenizer loads differently)."""
     trainer.processing_class.save_pretrained(str(final))
-    (final / "dgpo_tiny.json").write_text("{}") if (Path(model_path) / "dgpo_tiny.json").exists() else None
-    return final
+    if (Path(model_path) / "dgpo_tiny.json").exists():
+        (final / "dgpo_tiny.json").write_text("{}")
+
+
+def check_replicas(trainer, console: Console) -> dict:
+    """Check that every rank ends with the same parameters (the model saved is rank 0's), for ``results.json``.
+
+    ``parameters_identical`` is ``None`` where the parameters are sharded (DeepSpeed ZeRO-3, FSDP): there each
+    rank holds a different slice, and no replica exists to compare.
+    """
+    processes = distributed.world_size()
+    if _sharded(trainer):
+        return {"processes": processes, "parameters_identical": None}
+    distributed.check_same_parameters(trainer.model)
+    if processes > 1:
+        console.print(f"final parameters identical on all {processes} processes (float64 checksums)")
+    return {"processes": processes, "parameters_identical": True}
+
+
+def _sharded(trainer) -> bool:
+    """Whether each rank holds only a slice of the parameters."""
+    if getattr(trainer, "is_fsdp_enabled", False):
+        return True
+    plugin = getattr(trainer.accelerator.state, "deepspeed_plugin", None) if trainer.is_deepspeed_enabled else None
+    return plugin is not None and plugin.zero_stage == 3

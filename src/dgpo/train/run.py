@@ -3,6 +3,7 @@
 Run directory: ``config.yaml`` (the config used), ``warm_start/`` (embedded model after SFT), ``checkpoints/``
 (at generation-cycle boundaries), ``metrics.jsonl`` (one line per step), ``final/`` (the trained model),
 ``results.json`` (held-out accuracy before and after). ``--resume RUN_DIR`` continues from the last checkpoint.
+Under torchrun / accelerate launch, rank 0 writes all of it and the other ranks wait for it (:mod:`dgpo.distributed`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from dgpo import distributed
 from dgpo.data.prompts import R1_TEMPLATE, format_problem
 from dgpo.data.train_sets import load_train_set
 from dgpo.eval.backends import SamplingSettings, check_model_path
@@ -52,20 +54,33 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def load_rows(cfg: RunConfig) -> tuple[list[dict], list[dict] | None]:
+    """The training rows and the held-out rows (embedded task only). Deterministic in the config, so under a
+    launcher every rank loads its own identical copy instead of receiving rank 0's."""
+    if not cfg.embedded:
+        if cfg.dataset is None:
+            raise ValueError("a --model run needs --dataset (dapo_math_17k, math, gsm8k or a JSONL/parquet path)")
+        return resolve_dataset(cfg.dataset), None
+    train, test = make_splits(cfg.task)
+    if cfg.dataset is not None:
+        train = resolve_dataset(cfg.dataset)
+    return train, test
+
+
 def prepare_model(cfg: RunConfig, out: Path, console: Console) -> tuple[str, list[dict], list[dict] | None]:
     """The model path to start RL from, the training rows, and held-out rows (embedded task only)."""
     if not cfg.embedded:
         check_model_path(cfg.model)
-        if cfg.dataset is None:
-            raise ValueError("a --model run needs --dataset (dapo_math_17k, math, gsm8k or a JSONL/parquet path)")
-        return cfg.model, resolve_dataset(cfg.dataset), None
-    train, test = make_splits(cfg.task)
-    if cfg.dataset is not None:
-        train = resolve_dataset(cfg.dataset)
+    train, test = load_rows(cfg)
+    return (cfg.model if not cfg.embedded else warm_start(cfg, train, out, console)), train, test
+
+
+def warm_start(cfg: RunConfig, train: list[dict], out: Path, console: Console) -> str:
+    """Build the embedded model and train it supervised into ``out/warm_start`` (reused when already there)."""
     warm = out / "warm_start"
     if (warm / "model.safetensors").exists():
         console.print(f"warm start: reusing {warm}")
-        return str(warm), train, test
+        return str(warm)
     from transformers import AutoModelForCausalLM
 
     from dgpo.tiny import build_tiny_model, load_tokenizer
@@ -93,7 +108,7 @@ def prepare_model(cfg: RunConfig, out: Path, console: Console) -> tuple[str, lis
     model.save_pretrained(scratch)
     os.replace(scratch, warm)
     console.print(f"warm start: {ws.steps} steps, loss {losses[0]:.3f} → {losses[-1]:.3f}")
-    return str(warm), train, test
+    return str(warm)
 
 
 def held_out(cfg: RunConfig, model_path: str, rows: list[dict], tag: str, out: Path, console: Console) -> dict:
@@ -154,27 +169,39 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", category=UserWarning, module="trl")
 
 
-def run_training(cfg: RunConfig, console: Console | None = None, resume: bool = False, overwrite: bool = False) -> dict:
-    """The whole run; returns held-out results (embedded) and the final model path."""
-    console = console or Console()
-    check_config(cfg)
-    quiet_libraries()
-    out = Path(cfg.output_dir)
+def prepare_run_dir(cfg: RunConfig, out: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse to mix two runs in one directory, empty it for ``--overwrite``, and write ``config.yaml``."""
     if not resume and out.exists() and any(out.iterdir()):
         if not overwrite:
             raise ValueError(f"{out} already holds a run; use --resume {out}, --overwrite, or another --output-dir")
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml")
-    model_path, train_rows, test_rows = prepare_model(cfg, out, console)
-    before = held_out(cfg, model_path, test_rows, "before", out, console) if test_rows else None
+
+
+def run_training(cfg: RunConfig, console: Console | None = None, resume: bool = False, overwrite: bool = False) -> dict:
+    """The whole run; returns held-out results (embedded), the final model path and the process count.
+
+    Under torchrun / accelerate launch (N processes) every rank runs this; rank 0 alone prepares the run
+    directory, warm-starts, evaluates and writes files (:func:`dgpo.distributed.on_main`), the others wait for it
+    and take its results; all ranks train together, and only rank 0 prints.
+    """
+    check_config(cfg)
+    quiet_libraries()
+    distributed.init_process_group()
+    console = (console or Console()) if distributed.is_main() else Console(quiet=True)
+    out = Path(cfg.output_dir)
+    train_rows, test_rows = load_rows(cfg)
+    distributed.on_main(prepare_run_dir, cfg, out, resume, overwrite)
+    model_path = distributed.on_main(warm_start, cfg, train_rows, out, console) if cfg.embedded else cfg.model
+    before = distributed.on_main(held_out, cfg, model_path, test_rows, "before", out, console) if test_rows else None
 
     from dgpo.train.rl import train_rl
 
-    final = train_rl(cfg, model_path, train_rows, template_for(cfg), out, console, resume)
-    after = held_out(cfg, str(final), test_rows, "after", out, console) if test_rows else None
-    results = {"final_model": str(final), "before": before, "after": after}
-    write_atomically(out / "results.json", json.dumps(results, indent=2))
+    final, replicas = train_rl(cfg, model_path, train_rows, template_for(cfg), out, console, resume)
+    after = distributed.on_main(held_out, cfg, str(final), test_rows, "after", out, console) if test_rows else None
+    results = {"final_model": str(final), "before": before, "after": after, **replicas}
+    distributed.on_main(write_atomically, out / "results.json", json.dumps(results, indent=2))
     if before and after:
         print_results(cfg, before, after, console)
     return results

@@ -67,6 +67,8 @@ class DGPOTrainer(GRPOTrainer):
         """Mark a checkpoint complete only after everything is on disk: a kill mid-write leaves an unmarked
         directory that resume ignores, so the previous checkpoint stays the one resumed from."""
         super()._save_checkpoint(model, trial)
+        # Every rank writes its own RNG state into the folder: mark it complete only once all of them have.
+        self.accelerator.wait_for_everyone()
         if self.args.should_save:
             folder = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
             write_atomically(folder / COMPLETE_MARKER, f"{self.state.global_step}\n")
