@@ -36,7 +36,9 @@ help:
 # verl caps transformers < 5.11, so the verl plugin is tested in its own environment beside the main one.
 VERL_VENV ?= .venv-verl
 VERL_STAMP := $(VERL_VENV)/.dgpo-installed
-VERL_PACKAGES := -e ".[verl]" "math-verify[antlr4_9_3]>=0.9,<0.10" "pytest>=8"
+# uvicorn, fastapi (verl's worker module) and cachetools (its trainer module) are imported by verl's actor-update
+# path but not installed by `pip install verl`; tests_verl/test_actor_update.py runs that path on CPU.
+VERL_PACKAGES := -e ".[verl]" "math-verify[antlr4_9_3]>=0.9,<0.10" "pytest>=8" uvicorn fastapi cachetools
 # DGPO_SKIP_VERL=1 skips that environment and its tests (e.g. a GPU machine without a registry).
 DGPO_SKIP_VERL ?=
 

@@ -79,7 +79,8 @@ def test_composed_verl_config_reaches_the_objective(actor_config):
     assert all(isinstance(v, float) for v in metrics.values())
 
 
-def test_stock_policy_loss_config_uses_the_objective_defaults():
+def test_stock_policy_loss_config_keeps_the_defaults_of_the_dgpo_parameters():
+    """The ``policy_loss.dgpo_*`` parameters verl has no field for keep the objective's default when unset."""
     stock = compose_actor(
         ["actor_rollout_ref.actor.policy_loss.loss_mode=dgpo", "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=2",
          "actor_rollout_ref.rollout.n=4"]
