@@ -97,6 +97,7 @@ def main() -> None:
 
     from datasets import Dataset
 
+    from dgpo import distributed
     from dgpo.tiny import load_tokenizer
     from dgpo.train.config import DGPOConfig
     from dgpo.train.trl import DGPOTrainer
@@ -133,6 +134,7 @@ def main() -> None:
                 results[(aggregation, empty_row, world, accumulation)] = {"grad": grad, "logged": logged}
     if trainer.accelerator.is_main_process:
         torch.save(results, os.path.join(args.out, f"results-{world}.pt"))
+    distributed.close()
 
 
 if __name__ == "__main__":

@@ -191,6 +191,7 @@ except RuntimeError as err:
 else:
     raise AssertionError("a drifted replica went unnoticed")
 print(f"rank {distributed.rank()} ok")
+distributed.close()
 """
 
 

@@ -208,6 +208,9 @@ def train(
         run_training(cfg, resume=resume is not None, overwrite=overwrite)
     except (ValueError, FileNotFoundError) as err:
         fail(err)
+    from dgpo import distributed
+
+    distributed.close()
 
 
 @app.command()

@@ -58,6 +58,17 @@ def init_process_group() -> None:
         PartialState(cpu=not torch.cuda.is_available(), timeout=TIMEOUT)
 
 
+def close() -> None:
+    """Leave the process group together at the end of a run.
+
+    Without it, each process tears gloo down at interpreter exit on its own, and a rank whose peer has already gone
+    can abort there ("terminate called without an active exception", SIGABRT) after finishing its work.
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def barrier() -> None:
     """Wait until every rank gets here."""
     if world_size() > 1:
