@@ -74,13 +74,13 @@ class MetricTotals:
 
     def add(self, metrics: Mapping[str, Tensor]) -> None:
         for key, value in metrics.items():
-            value = torch.as_tensor(value, dtype=torch.float64).detach()
+            value = _accumulable(value)
             if key in MAX_KEYS:
                 previous = self.maxima.get(key)
                 self.maxima[key] = value if previous is None else torch.maximum(previous, value)
                 continue
             if key in self.mean_over:  # a mean: accumulate its numerator, the sum over its count's tokens
-                value = value * torch.as_tensor(metrics[self.mean_over[key]], dtype=torch.float64)
+                value = value * _accumulable(metrics[self.mean_over[key]])
             elif key not in self.summed:
                 raise KeyError(f"metric {key!r} has no reduction: declare it as a mean, max or summed key")
             self.sums[key] = self.sums[key] + value if key in self.sums else value
@@ -107,3 +107,10 @@ class MetricTotals:
         self.sums.clear()
         self.maxima.clear()
         return out
+
+
+def _accumulable(value: Tensor | float) -> Tensor:
+    """A detached float64 tensor on the value's device: float32 sums of token counts stop being exact past 2²⁴
+    (16.7M tokens, a few large steps). MPS has no float64, so it keeps float32 there."""
+    value = torch.as_tensor(value).detach()
+    return value.to(torch.float32 if value.device.type == "mps" else torch.float64)
