@@ -115,7 +115,10 @@ def test_a_timeout_scores_zero_is_counted_and_the_worker_is_replaced():
         (scored,) = v.score([r"\boxed{10^{10^{10^{10}}}}"], ["1"])
         assert time.monotonic() - start < 3.0
         assert scored.reward == 0.0 and scored.status == "timeout"
-        assert v.metrics()["reward/timeout"] == 1.0
+        metrics = v.metrics()
+        assert metrics["reward/timeout"] == 1.0
+        # A timeout is not a death and is not retried: the same input would hang the next worker too.
+        assert metrics["reward/worker_deaths"] == 0.0 and metrics["reward/retries"] == 0.0
         assert v.pool.pids != before
         assert v.score([r"\boxed{\sqrt{8}}"], [r"2\sqrt{2}"])[0].reward == 1.0  # the replacement works
     finally:

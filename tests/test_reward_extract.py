@@ -59,20 +59,50 @@ def test_extraction_is_linear_on_adversarial_text(text):
         (r"\frac{1}{2}", r"\dfrac{1}{2}"),
         ("3", "x = 3"),
         ("35280", "35,280"),
-        ("30", r"30^\circ"),
-        ("50", r"50\%"),
-        ("2", r"2\text{ miles}"),
+        ("1000", r"1\,000"),
+        (r"30^\circ", "30"),  # a unit on the gold is dropped ...
+        (r"50\%", "50"),
+        (r"2\text{ miles}", "2"),
+        (r"5\text{ cm}", r"5\text{ centimeters}"),  # ... and the same unit on both sides
         (r"\left( 1, 2 \right)", "(1,2)"),
         (r"\text{Thursday}", "{Thursday}"),
         ("10", "10.0"),
+        (r"\frac{1}{3}", r"0.\overline{3}"),
+        (r"3\sqrt{2}", r"3\sqrt2"),
+        ("1 000 000", "1 000 000"),  # the very same string
     ],
 )
 def test_fast_path_accepts_presentation_differences(gold, pred):
     assert fast_equal(gold, pred) is True
 
 
-def test_fast_path_rejects_only_different_integers_and_defers_the_rest():
-    assert fast_equal("25", "26") is False
-    assert fast_equal("0.5", "0.51") is None  # math-verify's rounding decides
-    assert fast_equal(r"\sqrt{3}/2", r"\frac{\sqrt3}{2}") is None
+@pytest.mark.parametrize(
+    ("gold", "pred", "expected"),
+    [
+        ("25", "26", False),  # two plain numbers: decided exactly
+        ("0.5", "0.51", False),
+        (r"\frac{1}{3}", "0.3333333", False),  # no rounding: the worker compares exactly too
+        (r"50\%", "0.5", False),  # `50\%` reads 50
+        ("12", "1 2", None),  # never deletes the space between two digits; the worker rejects
+        ("12", r"1\,2", None),
+        (r"\sqrt{23}", r"\sqrt23", None),  # TeX: \sqrt{2}3
+        ("5", r"5\text{ million}", None),  # a magnitude is not a unit
+        ("2", r"2\mathrm{i}", None),
+        (r"5\text{ m}", r"5\text{ cm}", None),  # another unit: the worker rejects
+        ("2", r"2\text{ miles}", None),  # a unit on the prediction alone: the worker decides
+        ("x+1", "x=x+1", None),  # `x =` is dropped only before a plain number
+        ("x=3", "y=3", None),
+        (r"\sin hx", r"\sinh x", None),  # a space after a command word is kept
+        (r"\sqrt{3}/2", r"\frac{\sqrt3}{2}", None),
+    ],
+)
+def test_fast_path_rejects_only_different_plain_numbers_and_defers_the_rest(gold, pred, expected):
+    assert fast_equal(gold, pred) is expected
+
+
+def test_normalize_reads_one_token_arguments_like_tex():
     assert normalize(r"\frac12") == r"\frac{1}{2}" and normalize(r"\sqrt3") == r"\sqrt{3}"
+    assert normalize(r"\sqrt23") == r"\sqrt{2}3" and normalize(r"\frac123") == r"\frac{1}{2}3"
+    assert normalize("1 2") == "1 2" and normalize(r"\pi r") == r"\pi r" and normalize(r"\leftarrow") == r"\leftarrow"
+    assert normalize(r"\pi\ r") == r"\pi r"  # a control space is a space, not "\r"
+    assert normalize(r"\begin{pmatrix} 4 \\ -3 \end{pmatrix}") == r"\begin{pmatrix}4\\-3\end{pmatrix}"  # "\\" kept

@@ -11,7 +11,7 @@ from dgpo.rewards.math import (
     default_verifier,
     math_reward,
 )
-from dgpo.rewards.pool import VerifierPool
+from dgpo.rewards.pool import VerifierPool, WorkerStartError
 
 __all__ = [
     "STATUSES",
@@ -19,6 +19,7 @@ __all__ = [
     "MathVerifier",
     "ScoredAnswer",
     "VerifierPool",
+    "WorkerStartError",
     "compute_score",
     "default_verifier",
     "extract_answer",

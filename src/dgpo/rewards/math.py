@@ -2,7 +2,11 @@
 
 Order of work per completion: extraction (a linear scan) → the cheap fast path (:mod:`.fast_path`) → math-verify
 in killable worker processes (:mod:`.pool`) only for what the fast path cannot decide. Nothing here raises for
-a bad completion: a missing answer, a timeout or a parser error scores 0 and is counted.
+a bad completion or a worker failure: a missing answer, a timeout, a parser error or a worker that died twice on
+the same answer scores 0 and is counted. The one exception is a verifier that cannot verify at all (math-verify
+missing, workers that cannot start): :class:`~dgpo.rewards.pool.WorkerStartError` at the first ``score`` call,
+which starts the workers whether or not that batch needs math-verify — so a broken set-up stops a run at its
+first reward, not at the first answer the fast path cannot decide.
 """
 
 from __future__ import annotations
@@ -59,11 +63,15 @@ class MathVerifier:
         self.pool = VerifierPool(workers)
         self.counts: Counter[str] = Counter()
         self._lock = threading.Lock()
+        self._started = False
 
     def score(self, completions: Sequence[Any], answers: Sequence[str]) -> list[ScoredAnswer]:
         """One :class:`ScoredAnswer` per completion (same order)."""
         if len(completions) != len(answers):
             raise ValueError(f"got {len(completions)} completions but {len(answers)} answers")
+        if not self._started:
+            self.pool.start()  # raises WorkerStartError now if verification is impossible (see the module doc)
+            self._started = True
         results: list[ScoredAnswer | None] = [None] * len(completions)
         to_verify: list[int] = []
         preds: list[str | None] = []
@@ -89,15 +97,19 @@ class MathVerifier:
         return results
 
     def metrics(self, reset: bool = False) -> dict[str, float]:
-        """Cumulative counts as ``reward/<status>`` (plus ``reward/fast_path`` and ``reward/scored``)."""
+        """Cumulative counts as ``reward/<status>``, ``reward/fast_path``, ``reward/scored`` and the pool's events
+        (``reward/worker_deaths``, ``reward/retries``): docs/metrics.md."""
         with self._lock:
             out = {f"reward/{key}": float(self.counts.get(key, 0)) for key in (*STATUSES, "fast_path", "scored")}
             if reset:
                 self.counts.clear()
+        out.update({f"reward/{key}": float(n) for key, n in self.pool.take_counts(reset).items()})
         return out
 
     def close(self) -> None:
+        """Stop the workers (a later ``score`` starts new ones)."""
         self.pool.close()
+        self._started = False
 
 
 class MathReward(MathVerifier):

@@ -5,7 +5,10 @@ Run by :class:`dgpo.rewards.pool.VerifierPool` as ``python -m dgpo.rewards.worke
 the parent's ``killpg`` on exit or on a timeout.
 
 Protocol: request ``{"id": int, "gold": str, "pred": str, "timeout": int}``; reply ``{"id": int, "ok": bool}``
-or ``{"id": int, "error": str}``. The first line written is ``{"ready": true}`` (or ``{"fatal": str}``).
+or ``{"id": int, "error": str}``. The first line written is ``{"ready": true}`` (or ``{"fatal": str}``: the
+parent then raises, naming the cause). Replies are the only thing written to stdout: ``sys.stdout`` is pointed at
+stderr (a temporary file the parent reads when a worker fails to start), so a library's stray ``print`` cannot
+break a reply line.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import json
 import signal
 import sys
 
+from dgpo.rewards import policy
+
 
 def _die_with_parent() -> None:
     # Linux: the kernel sends SIGKILL to this process when the parent exits, even if the parent was
@@ -26,13 +31,17 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
+_replies = sys.stdout
+
+
 def _reply(message: dict) -> None:
-    sys.stdout.write(json.dumps(message) + "\n")
-    sys.stdout.flush()
+    _replies.write(json.dumps(message) + "\n")
+    _replies.flush()
 
 
 def main() -> None:
     _die_with_parent()
+    sys.stdout = sys.stderr  # the protocol keeps the real stdout (_replies) to itself
     try:
         from math_verify import parse, verify
     except ImportError as err:
@@ -42,7 +51,7 @@ def main() -> None:
     @functools.lru_cache(maxsize=4096)
     def parse_gold(gold: str, timeout: int):
         # The same gold answer is scored against k samples: parse it once.
-        return parse(f"${gold}$", parsing_timeout=timeout)
+        return policy.parse_exact(parse, gold, timeout)
 
     _reply({"ready": True})
     for line in sys.stdin:
@@ -51,9 +60,12 @@ def main() -> None:
             # math-verify's own timeouts (SIGALRM, main thread) catch most slow cases cheaply; the parent's
             # kill catches the rest (e.g. a huge integer power in C, which no signal interrupts).
             timeout = request["timeout"]
-            gold = parse_gold(request["gold"], timeout)
-            pred = parse(f"${request['pred']}$", parsing_timeout=timeout)
-            ok = bool(gold) and bool(pred) and bool(verify(gold, pred, timeout_seconds=timeout))
+            # The reading rules (units, ambiguous digits, set vs tuple) come first; then exact values, equations
+            # as assignments only, and math-verify's verify (docs/rewards.md, "What is accepted and what is rejected").
+            pair = policy.prepare_pair(request["gold"], request["pred"])
+            ok = pair is not None and policy.agree(
+                parse_gold(pair[0], timeout), policy.parse_exact(parse, pair[1], timeout), verify, timeout
+            )
             _reply({"id": request["id"], "ok": ok})
         except Exception as err:
             _reply({"id": request["id"], "error": f"{type(err).__name__}: {err}"[:500]})
