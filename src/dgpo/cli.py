@@ -1,27 +1,104 @@
-"""The ``dgpo`` command line (typer + rich)."""
+"""The ``dgpo`` command line (typer + rich).
+
+Every user mistake — a bad option value, a missing or malformed file, a model that cannot be found — ends with
+exit code 2 and exactly one ``error:`` line naming the option, key or file, no traceback; ``dgpo --debug ...`` or
+``DGPO_DEBUG=1`` prints the traceback above that line. Click's own usage errors (a missing option, ``--k abc``)
+take the same one-line form (:class:`OneLineErrors`).
+"""
 
 from __future__ import annotations
 
+import os
+import sys
+import traceback
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
+from typer.core import TyperGroup
 
 from dgpo.data.prompts import R1_TEMPLATE
 from dgpo.diagnostics import DEFAULT_HP_RATIOS, DEFAULT_LN_RATIOS, weight_vs_pg
 from dgpo.losses import LOSSES
 
+#: Errors that are the user's to fix (bad values, missing or unreadable files): one line, exit code 2.
+USER_ERRORS = (ValueError, OSError)
+_debug = False
+#: Click's exception classes wherever this typer keeps them (typer >= 0.26 vendors click as ``typer._click``).
+_click = sys.modules[typer.BadParameter.__module__]
+_NO_ARGS_IS_HELP = getattr(_click, "NoArgsIsHelpError", ())  # click >= 8.2: `dgpo` alone, answered with the help
+
+
+class OneLineErrors(TyperGroup):
+    """Click's usage errors as dgpo's one ``error:`` line (exit code 2) instead of click's usage box.
+
+    Options are parsed in ``make_context`` (the group's) and in ``invoke`` (the subcommand's, and the command
+    body's ``typer.BadParameter``); ``dgpo`` alone still prints the help.
+    """
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except _NO_ARGS_IS_HELP:
+            raise
+        except _click.ClickException as err:
+            _usage_error(err)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except _NO_ARGS_IS_HELP:
+            raise
+        except _click.ClickException as err:
+            _usage_error(err)
+
+
+def _usage_error(err: Exception) -> NoReturn:
+    message = err.format_message()
+    context = getattr(err, "ctx", None)
+    if isinstance(err, _click.UsageError) and context is not None:
+        message += f" (see: {context.command_path} --help)"
+    fail(ValueError(message), traceback_too=False)
+
+
 app = typer.Typer(
+    cls=OneLineErrors,
     help="dgpo: exact clipping objectives for RLVR (GRPO, DAPO, CISPO, GPPO, CE-GPPO, ASPO, GSPO, SAPO, DGPO).",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_show_locals=False,  # a bug's traceback, not pages of local variables
 )
 
 
 @app.callback()
-def main() -> None:
+def main(
+    debug: bool = typer.Option(False, "--debug", help="On an error, print its traceback too (or set DGPO_DEBUG=1)."),
+) -> None:
     """dgpo: exact clipping objectives for RL with verifiable rewards, built around DGPO (arXiv 2603.14389)."""
+    global _debug
+    _debug = debug
+
+
+def debugging() -> bool:
+    """``--debug`` was given or ``DGPO_DEBUG`` is set (the way under torchrun, whose ranks start their own CLI)."""
+    return _debug or os.environ.get("DGPO_DEBUG", "").lower() in ("1", "true", "yes", "on")
+
+
+def check_option(option: str, value: float | None, name: str, low: float, high: float | None = None, *,
+                 open_low: bool = False) -> None:  # fmt: skip
+    """Raise ``ValueError("top_p must be in (0, 1], got 0.0 (--top-p)")`` for a value out of its range."""
+    if value is None:
+        return
+    ok = (value > low if open_low else value >= low) and (high is None or value <= high)  # NaN fails
+    if not ok:
+        if high is not None:
+            rule = f"in {'(' if open_low else '['}{low:g}, {high:g}]"
+        else:
+            rule = f"{'>' if open_low else '>='} {low:g}"
+        raise ValueError(f"{name} must be {rule}, got {value} ({option})")
 
 
 def _floats(text: str, option: str) -> list[float]:
@@ -86,17 +163,22 @@ def weights(
     )
 
 
-def fail(err: Exception) -> None:
+def fail(err: BaseException, traceback_too: bool = True) -> NoReturn:
     """A user error (bad value, missing file): one red line on stderr (the terminal wraps it, rich does not) and exit
-    code 2, no traceback.
+    code 2, no traceback unless :func:`debugging` — then the traceback comes first and the line still last.
 
-    Under torchrun / accelerate launch every rank fails the same way (start-up checks are computed identically or
-    broadcast from rank 0, see :mod:`dgpo.distributed`), so only rank 0 prints the line.
+    The message is printed as plain text (not rich markup, so ``[...]`` in a path survives) with its line breaks
+    folded into spaces. Under torchrun / accelerate launch every rank fails the same way (start-up checks are
+    computed identically or broadcast from rank 0, see :mod:`dgpo.distributed`), so only rank 0 prints.
     """
     from dgpo import distributed
 
     if distributed.is_main():
-        Console(stderr=True).print(f"[bold red]error:[/bold red] {err}", soft_wrap=True)  # one line, never folded
+        console = Console(stderr=True)
+        if traceback_too and debugging():
+            console.print(Text("".join(traceback.format_exception(err)).rstrip()), soft_wrap=True)
+        message = " ".join(str(err).split("\n")).strip() or type(err).__name__
+        console.print(Text.assemble(("error:", "bold red"), " ", message), soft_wrap=True)  # one line, never folded
     raise typer.Exit(2) from err
 
 
@@ -141,13 +223,19 @@ def eval_command(
 
     refuse_launcher("eval")
     try:
+        check_option("--k", k, "k", 1)
+        check_option("--temperature", temperature, "temperature", 0)
+        check_option("--top-p", top_p, "top_p", 0, 1, open_low=True)
+        check_option("--max-new-tokens", max_new_tokens, "max_new_tokens", 1)
+        check_option("--limit", limit, "limit", 1)
+        check_option("--batch-size", batch_size, "batch_size", 1)
         cfg = EvalConfig(
             model=model, out=out, benchmarks=benchmarks, k=k, temperature=temperature, top_p=top_p,
             max_new_tokens=max_new_tokens, limit=limit, batch_size=batch_size, backend=backend, seed=seed,
             template=prompt_template,
         )  # fmt: skip
         run_eval(cfg, generate=not summary_only)
-    except (ValueError, FileNotFoundError) as err:
+    except USER_ERRORS as err:
         fail(err)
 
 
@@ -156,9 +244,13 @@ def train(
     config: str | None = typer.Option(
         None, help="YAML of the run config (see `dgpo.train.run_config`); flags override it."
     ),
-    resume: str | None = typer.Option(None, help="Continue RUN_DIR from its last checkpoint, with its config.yaml."),
+    resume: str | None = typer.Option(
+        None, help="Continue RUN_DIR (from any directory) from its last checkpoint, with its config.yaml."
+    ),
     output_dir: str | None = typer.Option(None, help="Run directory (default runs/dgpo-tiny)."),
-    overwrite: bool = typer.Option(False, help="Start afresh even if --output-dir already holds a run."),
+    overwrite: bool = typer.Option(
+        False, help="Delete the dgpo run in --output-dir and start afresh (refused for any other directory)."
+    ),
     model: str | None = typer.Option(None, help="Model path or hub id; default: the embedded tiny model."),
     dataset: str | None = typer.Option(
         None, help="dapo_math_17k | math | gsm8k (in $DGPO_DATA_DIR) | JSONL/parquet path."
@@ -181,7 +273,9 @@ def train(
 ) -> None:
     """Train with RL (TRL + the dgpo objective). With no options: the embedded default on the CPU in minutes —
     a tiny model, a supervised warm start on arithmetic, RL, and held-out accuracy before and after."""
-    from dgpo.train.run import run_training
+    import dataclasses
+
+    from dgpo.train.run import check_range, run_training
     from dgpo.train.run_config import load_config
 
     flat = {
@@ -200,13 +294,23 @@ def train(
             node[path[-1]] = value
     try:
         if resume is not None:
-            if overrides or config:
+            if overrides or config or overwrite:
                 raise ValueError("--resume continues a run with its own config.yaml; drop the other options")
-            cfg = load_config(Path(resume) / "config.yaml")
+            # The run directory is RUN_DIR itself, wherever it is now: output_dir in its config.yaml only records
+            # where it was started (relative to a working directory that may not be this one).
+            run_dir = Path(resume).expanduser().resolve()
+            if not (run_dir / "config.yaml").is_file():
+                what = "no config.yaml" if run_dir.is_dir() else "no such directory"
+                raise FileNotFoundError(f"--resume {resume}: no dgpo run to resume there ({what})")
+            cfg = dataclasses.replace(load_config(run_dir / "config.yaml"), output_dir=str(run_dir))
         else:
+            flags = {"--steps": ("rl.max_steps", steps), "--lr": ("rl.learning_rate", lr),
+                     "--warm-start-steps": ("warm_start.steps", warm_start_steps)}  # fmt: skip
+            for flag, (key, value) in flags.items():
+                check_range(key, value, flag)
             cfg = load_config(config, overrides)
         run_training(cfg, resume=resume is not None, overwrite=overwrite)
-    except (ValueError, FileNotFoundError) as err:
+    except USER_ERRORS as err:
         fail(err)
     from dgpo import distributed
 
@@ -229,7 +333,7 @@ def plot(
             if missing:
                 raise FileNotFoundError(f"run directory not found: {', '.join(missing)}")
             plot_runs(targets, out)
-    except (ValueError, FileNotFoundError) as err:
+    except USER_ERRORS as err:
         fail(err)
     Console().print(f"wrote {out}")
 
@@ -240,7 +344,7 @@ def compare(
     objectives: str | None = typer.Option(
         None, help="Comma-separated (default grpo,dapo,cispo,gppo,ce_gppo,aspo,dgpo)."
     ),
-    seeds: int | None = typer.Option(None, help="Seeds per objective (default 3)."),
+    seeds: int | None = typer.Option(None, help="Seeds per objective, >= 1 (default 3; 2 with --quick)."),
     steps: int = typer.Option(60, help="RL steps per run."),
     minutes: float = typer.Option(3.0, help="Wall-clock budget of each run's RL stage, in minutes."),
     quick: bool = typer.Option(False, help="grpo, cispo, dgpo × 2 seeds (about 5 minutes on 2 cores)."),
@@ -253,14 +357,18 @@ def compare(
 
     refuse_launcher("compare")
     try:
+        check_option("--seeds", seeds, "seeds", 1)
+        check_option("--steps", steps, "steps", 1)
+        check_option("--minutes", minutes, "minutes", 0, open_low=True)
         chosen = objectives.split(",") if objectives else list(QUICK_OBJECTIVES if quick else DEFAULT_OBJECTIVES)
         base = read_overrides(config) if config is not None else {}
         spec = CompareSpec(
-            out=out, objectives=tuple(o.strip() for o in chosen), seeds=seeds or (2 if quick else 3),
+            out=out, objectives=tuple(o.strip() for o in chosen),
+            seeds=seeds if seeds is not None else (2 if quick else 3),
             steps=steps, minutes=minutes, stress=stress, base=base,
         )  # fmt: skip
         run_compare(spec)
-    except (ValueError, FileNotFoundError) as err:
+    except USER_ERRORS as err:
         fail(err)
 
 

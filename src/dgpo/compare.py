@@ -60,8 +60,10 @@ def run_compare(spec: CompareSpec, console: Console | None = None) -> dict:
     from dgpo.train.run import check_config, held_out, prepare_model, quiet_libraries, run_training
 
     console = console or Console()
-    quiet_libraries()
     out = spec.out
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} exists and is not a directory")
+    quiet_libraries()
     runs = [(objective, seed) for seed in range(spec.seeds) for objective in spec.objectives]
     console.print(
         f"[bold]compare[/bold]: {len(spec.objectives)} objectives × {spec.seeds} seeds = {len(runs)} runs; "

@@ -22,7 +22,9 @@ T = TypeVar("T")
 #: the same as transformers' default ``ddp_timeout``.
 TIMEOUT = timedelta(minutes=30)
 #: Errors re-raised on every rank with their own type: the ones the CLI turns into a one-line ``error:``.
-_USER_ERRORS = {"ValueError": ValueError, "FileNotFoundError": FileNotFoundError}
+_USER_ERRORS = {
+    error.__name__: error for error in (ValueError, FileNotFoundError, PermissionError, IsADirectoryError, OSError)
+}
 
 
 def world_size() -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -67,19 +67,62 @@ def plot_weights(out: str | Path, objectives: Sequence[str] | None = None, eps: 
 def run_label(run: Path) -> str:
     """Legend text from a run's config.yaml: objective, its parameters, seed."""
     config_path = run / "config.yaml"
-    if not config_path.exists():
+    try:
+        config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return run.name
-    config = yaml.safe_load(config_path.read_text())
+    if not isinstance(config, dict) or not isinstance(config.get("rl", {}), dict):
+        return run.name
     rl = config.get("rl", {})
     params = ",".join(f"{k}={v}" for k, v in (rl.get("objective_kwargs") or {}).items())
     return f"{rl.get('objective', '?')}{'(' + params + ')' if params else ''} seed {config.get('seed', '?')}"
 
 
-def read_metrics(run: Path) -> list[dict]:
-    path = run / "metrics.jsonl"
-    if not path.exists():
+def warn_on_stderr(message: str) -> None:
+    from rich.console import Console
+    from rich.text import Text
+
+    Console(stderr=True).print(Text.assemble(("warning:", "yellow"), " ", message), soft_wrap=True)
+
+
+def read_metrics(run: Path, warn: Callable[[str], None] = warn_on_stderr) -> list[dict]:
+    """The metrics lines of ``run``; lines that are not JSON objects with a ``step`` are skipped with a warning.
+
+    A live run may be caught mid-write (a torn last line), so that is no error; a file without one valid line is.
+    """
+    path = Path(run) / "metrics.jsonl"
+    if not path.is_file():
         raise FileNotFoundError(f"no metrics.jsonl in {run}")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    rows, bad = [], []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            row = None
+        if isinstance(row, dict) and isinstance(row.get("step"), int):
+            rows.append(row)
+        else:
+            bad.append(number)
+    if not rows:
+        raise ValueError(f"{path} holds no valid metrics line" + (f" ({len(bad)} unreadable)" if bad else ""))
+    if bad == [len(lines)]:
+        warn(f"{path}: skipped the torn last line {bad[0]} (the run may still be writing it)")
+    elif bad:
+        warn(f"{path}: skipped {len(bad)} unreadable line(s): {', '.join(map(str, bad[:10]))}")
+    return rows
+
+
+def held_out_results(run: Path) -> dict | None:
+    """``results.json`` of a finished embedded run (greedy accuracy before and after RL), else None."""
+    try:
+        results = json.loads((run / "results.json").read_text(encoding="utf-8"))
+        float(results["before"]["greedy"]), float(results["after"]["greedy"])  # present, or the run has no bars
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return results
 
 
 def plot_runs(runs: Sequence[str | Path], out: str | Path):
@@ -108,9 +151,8 @@ def plot_runs(runs: Sequence[str | Path], out: str | Path):
     accuracy = flat[len(CURVES)]
     labels, before, after = [], [], []
     for run in runs:
-        results = run / "results.json"
-        if results.exists() and json.loads(results.read_text()).get("after"):
-            r = json.loads(results.read_text())
+        r = held_out_results(run)
+        if r is not None:
             labels.append(run_label(run))
             before.append(100 * r["before"]["greedy"])
             after.append(100 * r["after"]["greedy"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -38,10 +39,81 @@ class Backend(Protocol):
 
 
 def check_model_path(model: str) -> None:
-    """A local-looking path must exist; a hub id (``org/name``) is left to the loader."""
+    """A local-looking path must exist; a hub id (``org/name``) is left to :func:`check_model_available`."""
     looks_local = model.startswith((".", "/", "~")) or model.count("/") > 1
     if looks_local and not Path(model).expanduser().exists():
         raise FileNotFoundError(f"model path not found: {model}")
+
+
+def hub_offline() -> bool:
+    """Whether Hugging Face downloads are switched off (``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE``)."""
+    from huggingface_hub import constants
+
+    flag = os.environ.get("TRANSFORMERS_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
+    return bool(constants.HF_HUB_OFFLINE) or flag
+
+
+def check_model_available(model: str) -> None:
+    """Fail at once, in one line, on a model that is neither on disk, in the Hugging Face cache, nor on the hub.
+
+    Left to transformers, an offline or unknown hub id is retried five times and ends in a traceback of about 250
+    lines, after the run directory was created. A cached model (``config.json`` in the hub cache) is accepted
+    offline; online, one metadata request (10 s timeout) tells a missing repository from an unreachable hub.
+    """
+    check_model_path(model)
+    local = Path(model).expanduser()
+    if local.exists():
+        if not (local / "config.json").is_file():
+            raise FileNotFoundError(f"model path {model} holds no config.json (not a Hugging Face model directory)")
+        return
+    from huggingface_hub import model_info, try_to_load_from_cache
+    from huggingface_hub.errors import GatedRepoError, HFValidationError, RepositoryNotFoundError
+
+    try:
+        cached = try_to_load_from_cache(model, "config.json")
+    except HFValidationError as err:
+        raise FileNotFoundError(f"model {model} is neither a local path nor a valid hub id") from err
+    if isinstance(cached, str):
+        return
+    if hub_offline():
+        raise FileNotFoundError(
+            f"model {model} not found locally and the hub is offline (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE)"
+        )
+    try:
+        model_info(model, timeout=10)
+    except GatedRepoError:
+        return  # it exists; loading it needs access, and transformers says so
+    except RepositoryNotFoundError as err:
+        raise FileNotFoundError(f"model {model} not found locally or on the hub (or private: log in first)") from err
+    except Exception as err:  # connection errors come from httpx/requests, whichever huggingface_hub uses
+        raise FileNotFoundError(f"model {model} not found locally and the hub is unreachable ({err})") from err
+
+
+def check_template(template: str, name: str = "--prompt-template") -> None:
+    """The prompt is built with ``str.format(problem=...)``: ``{problem}`` must be there, and every other brace
+    doubled. A bare ``\\boxed{}`` would raise ``IndexError`` at the first prompt, after the output was created."""
+    if "{problem}" not in template:
+        raise ValueError(f"{name} must contain '{{problem}}', got {template!r}")
+    try:
+        template.format(problem="")
+    except (IndexError, KeyError, ValueError) as err:
+        raise ValueError(
+            f"{name} {template!r} has braces other than {{problem}} ({type(err).__name__}: {err}); "
+            "double literal braces, e.g. \\boxed{{}}"
+        ) from err
+
+
+def check_backend(backend: str) -> None:
+    """A valid backend name, and vLLM installed (with a GPU) when it is asked for by name."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
+    if backend == "vllm":
+        import torch
+
+        if importlib.util.find_spec("vllm") is None:
+            raise ValueError("--backend vllm needs vLLM, which is not installed (pip install vllm; it needs a GPU)")
+        if not torch.cuda.is_available():
+            raise ValueError("--backend vllm needs a GPU, and none is visible; use --backend transformers")
 
 
 def vllm_available() -> bool:
@@ -155,8 +227,7 @@ BACKENDS = ("auto", "transformers", "vllm")
 
 def make_backend(model: str, backend: str = "auto", batch_size: int | None = None) -> Backend:
     """The requested backend; ``auto`` picks vLLM when it is installed and a GPU is present."""
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
+    check_backend(backend)
     if backend == "vllm" or (backend == "auto" and vllm_available()):
         return VLLMBackend(model, batch_size or 256)
     return HFBackend(model, batch_size or 8)

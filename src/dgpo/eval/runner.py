@@ -2,11 +2,14 @@
 
 Resumable: every scored sample is appended to ``OUT/samples.jsonl`` as it is produced, and a re-run with the
 same ``OUT`` generates only the samples that are missing. The generation settings are written to
-``OUT/eval_config.json``; resuming with different settings is refused (k may grow).
+``OUT/eval_config.json``, a local model as its absolute path; resuming with different settings is refused (k may
+grow). Settings bind only once a sample is on disk, and a start that fails before its first sample leaves ``OUT``
+as it found it (:class:`dgpo.claim.DirClaim`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import zlib
 from collections import Counter
@@ -17,11 +20,20 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
+from dgpo.claim import DirClaim
 from dgpo.data.benchmarks import load_benchmark, parse_benchmarks
 from dgpo.data.prompts import R1_TEMPLATE
-from dgpo.eval.backends import SamplingSettings, check_model_path, make_backend, sample_and_score
+from dgpo.eval.backends import (
+    SamplingSettings,
+    check_backend,
+    check_model_available,
+    check_template,
+    make_backend,
+    sample_and_score,
+)
 from dgpo.eval.report import summarize, write_results
 from dgpo.eval.samples import SampleWriter, load_samples
+from dgpo.fileio import write_atomically
 from dgpo.rewards.math import MathVerifier
 
 #: Settings that must match between a run and its resumption (k and the problem limit may change).
@@ -59,6 +71,8 @@ class EvalConfig:
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         SamplingSettings(self.temperature, self.top_p, self.max_new_tokens)
+        check_template(self.template)
+        check_backend(self.backend)
 
     @property
     def sampling(self) -> SamplingSettings:
@@ -73,16 +87,38 @@ class RateColumn(ProgressColumn):
         return Text(f"{speed:.2f} problems/s" if speed else "-- problems/s", style="progress.data.speed")
 
 
-def _check_resume(out: Path, cfg: EvalConfig) -> None:
+def model_key(model: str) -> str:
+    """A local model as its absolute path (so ``./m`` and ``/abs/m`` are the same model), a hub id as given."""
+    path = Path(model).expanduser()
+    return str(path.resolve()) if path.exists() else model
+
+
+def _check_resume(out: Path, cfg: EvalConfig, has_samples: bool) -> str:
+    """Refuse other settings than the samples on disk were made with; returns the ``eval_config.json`` text to
+    write with the first new sample.
+
+    Settings without samples do not bind: an ``eval_config.json`` with no sample next to it is what a failed start
+    of an earlier version left behind, and must not block the corrected re-run.
+    """
     path = out / "eval_config.json"
     current = asdict(cfg)
-    if path.exists():
-        previous = json.loads(path.read_text())
+    if path.exists() and has_samples:
+        try:
+            previous = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as err:
+            raise ValueError(f"{path} is not valid JSON ({err}); move it away to resume {out}") from err
+        previous["model"] = model_key(str(previous.get("model", "")))  # earlier versions stored it as given
         changed = [key for key in FIXED_ON_RESUME if previous.get(key) != current[key]]
         if changed:
             details = ", ".join(f"{key}: {previous.get(key)!r} → {current[key]!r}" for key in changed)
             raise ValueError(f"{out} holds samples made with other settings ({details}); use a new --out")
-    path.write_text(json.dumps(current, indent=2) + "\n")
+    return json.dumps(current, indent=2) + "\n"
+
+
+def _write_settings(out: Path, text: str) -> None:
+    path = out / "eval_config.json"
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        write_atomically(path, text)
 
 
 def _sample_seed(seed: int, bench: str, pid: str, index: int) -> int:
@@ -96,15 +132,28 @@ def run_eval(cfg: EvalConfig, console: Console | None = None, progress: bool = T
     With ``generate=False`` only the samples already in ``OUT`` are summarised (an error if fewer than k).
     """
     console = console or Console()
-    if generate:
-        check_model_path(cfg.model)
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    _check_resume(out, cfg)
     samples_path = out / "samples.jsonl"
-    done = load_samples(samples_path)
-
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} exists and is not a directory")
+    if generate:
+        check_model_available(cfg.model)
+    elif not samples_path.is_file():
+        raise FileNotFoundError(f"--summary-only: {out} holds no samples.jsonl to summarise")
+    cfg = dataclasses.replace(cfg, model=model_key(cfg.model))
     problems = {b: load_benchmark(b)[: cfg.limit] for b in cfg.benchmarks}
+    claim = DirClaim.take(out, "--out")
+    try:
+        done = load_samples(samples_path)
+        settings = _check_resume(out, cfg, has_samples=bool(done))
+        return _run(cfg, out, problems, done, claim, console, progress, generate, settings)
+    except BaseException:
+        claim.release()  # no new sample written: leave --out as it was found (a resumed one keeps its samples)
+        raise
+
+
+def _run(cfg, out, problems, done, claim, console, progress, generate, settings) -> dict:
+    samples_path = out / "samples.jsonl"
     todo = [
         (bench, row, index)
         for bench, rows in problems.items()
@@ -120,17 +169,24 @@ def run_eval(cfg: EvalConfig, console: Console | None = None, progress: bool = T
     if todo and generate:
         backend = make_backend(cfg.model, cfg.backend, cfg.batch_size)
         console.print(f"backend: [bold]{backend.name}[/bold] (batch {backend.batch_size})")
-        _generate(cfg, backend, todo, samples_path, missing_per_problem, total_problems, console, progress)
+
+        def first_write() -> None:  # from here on --out is a (resumable) evaluation
+            _write_settings(out, settings)
+            claim.commit()
+
+        _generate(cfg, backend, todo, samples_path, missing_per_problem, total_problems, console, progress, first_write)
 
     results = summarize(
         load_samples(samples_path), cfg.benchmarks, cfg.k, {b: [r["id"] for r in rows] for b, rows in problems.items()}
     )
+    claim.commit()
     table = write_results(out, results, Path(cfg.model).name or cfg.model)
     console.print(table, markup=False, highlight=False, soft_wrap=True)
     return results
 
 
-def _generate(cfg, backend, todo, samples_path, missing_per_problem, total_problems, console, show) -> None:
+def _generate(cfg, backend, todo, samples_path, missing_per_problem, total_problems, console, show, first_write):
+    """Sample, score and append every missing sample; ``first_write`` runs once, before the first samples land."""
     verifier = MathVerifier(workers=cfg.reward_workers, timeout=cfg.reward_timeout)
     writer = SampleWriter(samples_path)
     columns = (
@@ -165,6 +221,9 @@ def _generate(cfg, backend, todo, samples_path, missing_per_problem, total_probl
                     }
                     for (bench, row, index), generation, result in zip(batch, generations, scored, strict=True)
                 ]
+                if first_write is not None:  # the settings go on disk with the first sample, never without one
+                    first_write()
+                    first_write = None
                 writer.write(records)
                 correct += sum(r["correct"] for r in records)
                 finished = 0

@@ -23,10 +23,13 @@ def load_samples(path: Path) -> dict[SampleKey, dict]:
         with path.open("r+b") as handle:
             handle.truncate(end)
     samples: dict[SampleKey, dict] = {}
-    for line in data[:end].splitlines():
+    for number, line in enumerate(data[:end].splitlines(), start=1):
         if line.strip():
-            record = json.loads(line)
-            samples[(record["benchmark"], record["id"], int(record["sample"]))] = record
+            try:
+                record = json.loads(line)
+                samples[(record["benchmark"], record["id"], int(record["sample"]))] = record
+            except (ValueError, KeyError, TypeError) as err:  # not dgpo's: say where, never a bare KeyError
+                raise ValueError(f"{path} line {number} is not a dgpo sample record ({type(err).__name__})") from err
     return samples
 
 

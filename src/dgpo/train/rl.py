@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -12,15 +13,14 @@ from dgpo.train.run_config import RunConfig
 
 
 def dgpo_config(cfg: RunConfig, out: Path):
+    """TRL's arguments for the run (``save_steps`` on generation-cycle boundaries is checked by ``check_config``).
+
+    Building them runs TRL's and transformers' own validation, so ``run_training`` builds them once before it
+    touches the run directory: a batch that does not hold whole groups fails there, not after the warm start.
+    """
     from dgpo.train.config import DGPOConfig
 
     rl = cfg.rl
-    cycle = rl.num_iterations  # optimiser steps per generation batch (steps_per_generation = accumulation)
-    if rl.save_steps % cycle:
-        raise ValueError(
-            f"rl.save_steps={rl.save_steps} must be a multiple of the generation cycle ({cycle} steps): "
-            "TRL does not save its buffered generations, so only cycle boundaries resume exactly"
-        )
     cuda = torch.cuda.is_available()
     return DGPOConfig(
         output_dir=str(out / "checkpoints"),
@@ -53,9 +53,20 @@ def dgpo_config(cfg: RunConfig, out: Path):
 
 
 def train_rl(
-    cfg: RunConfig, model_path: str, rows: list[dict], template: str, out: Path, console: Console, resume: bool
+    cfg: RunConfig,
+    model_path: str,
+    rows: list[dict],
+    template: str,
+    out: Path,
+    console: Console,
+    resume: bool,
+    started: Callable[[], None] | None = None,
 ) -> tuple[Path, dict]:
-    """Train and save ``out/final`` (every rank trains; rank 0 writes); returns its path and the replica check."""
+    """Train and save ``out/final`` (every rank trains; rank 0 writes); returns its path and the replica check.
+
+    ``started`` is called once the trainer is built, just before training: up to there a failure is a failed
+    start, which ``run_training`` undoes.
+    """
     from datasets import Dataset
     from transformers import PrinterCallback
 
@@ -82,8 +93,15 @@ def train_rl(
     checkpoint = distributed.on_main(last_checkpoint, out / "checkpoints") if resume else None
     if resume:
         console.print(f"resuming from {checkpoint}" if checkpoint else "no checkpoint yet: starting RL from the start")
+    if started is not None:
+        started()
     try:
-        trainer.train(resume_from_checkpoint=checkpoint)
+        if checkpoint is not None and checkpoint_step(checkpoint) >= cfg.rl.max_steps:
+            # transformers checks max_steps only after a step, so resuming from the last one would train one more.
+            console.print(f"{checkpoint} is step {cfg.rl.max_steps} of {cfg.rl.max_steps}: nothing left to train")
+            trainer._load_from_checkpoint(checkpoint)
+        else:
+            trainer.train(resume_from_checkpoint=checkpoint)
     finally:
         reward.close()
     replicas = check_replicas(trainer, console)
@@ -91,6 +109,11 @@ def train_rl(
     trainer.save_model(str(final))  # on every rank: a sharded model (ZeRO-3, FSDP) is gathered for rank 0 to write
     distributed.on_main(save_tokenizer_and_marker, trainer, model_path, final)
     return final, replicas
+
+
+def checkpoint_step(checkpoint: str) -> int:
+    """The optimiser step of a ``checkpoint-<step>`` folder."""
+    return int(Path(checkpoint).name.rsplit("-", 1)[1])
 
 
 def save_tokenizer_and_marker(trainer, model_path: str, final: Path) -> None:

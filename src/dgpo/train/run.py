@@ -4,10 +4,15 @@ Run directory: ``config.yaml`` (the config used), ``warm_start/`` (embedded mode
 (at generation-cycle boundaries), ``metrics.jsonl`` (one line per step), ``final/`` (the trained model),
 ``results.json`` (held-out accuracy before and after). ``--resume RUN_DIR`` continues from the last checkpoint.
 Under torchrun / accelerate launch, rank 0 writes all of it and the other ranks wait for it (:mod:`dgpo.distributed`).
+
+Every check that can fail on a user mistake runs before the run directory is touched, and a fresh start that fails
+anyway before RL begins removes what it wrote (:class:`dgpo.claim.DirClaim`); which directories count as runs,
+and what ``--overwrite`` may delete, is :mod:`dgpo.train.run_dir`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -21,10 +26,11 @@ from rich.table import Table
 from dgpo import distributed
 from dgpo.data.prompts import R1_TEMPLATE, format_problem
 from dgpo.data.train_sets import load_train_set
-from dgpo.eval.backends import SamplingSettings, check_model_path
+from dgpo.eval.backends import SamplingSettings, check_model_available, check_model_path, check_template
 from dgpo.eval.held_out import evaluate_rows
 from dgpo.fileio import write_atomically
-from dgpo.train.run_config import RunConfig, save_config
+from dgpo.train.run_config import RunConfig
+from dgpo.train.run_dir import prepare_run_dir
 from dgpo.train.task import make_splits
 
 TINY_TEMPLATE = "{problem}"
@@ -36,10 +42,28 @@ def template_for(cfg: RunConfig) -> str:
     return cfg.template or (TINY_TEMPLATE if cfg.embedded else R1_TEMPLATE)
 
 
+def named_dataset_path(name: str) -> Path:
+    return Path(os.environ.get("DGPO_DATA_DIR", "data")) / NAMED_DATASETS[name]
+
+
+def pin_paths(cfg: RunConfig) -> RunConfig:
+    """``cfg`` with ``output_dir`` and every local model/dataset path absolute, and a named dataset replaced by the
+    file it names in $DGPO_DATA_DIR (when it exists), so that ``config.yaml`` means the same thing from any working
+    directory and after the run directory is moved. Hub ids are left as they are."""
+    model, dataset = cfg.model, cfg.dataset
+    if model is not None and Path(model).expanduser().exists():
+        model = str(Path(model).expanduser().resolve())
+    if dataset is not None:
+        file = named_dataset_path(dataset) if dataset in NAMED_DATASETS else Path(dataset).expanduser()
+        if file.is_file():
+            dataset = str(file.resolve())
+    output_dir = str(Path(cfg.output_dir).expanduser().resolve())
+    return dataclasses.replace(cfg, output_dir=output_dir, model=model, dataset=dataset)
+
+
 def resolve_dataset(name: str) -> list[dict]:
     if name in NAMED_DATASETS:
-        root = Path(os.environ.get("DGPO_DATA_DIR", "data"))
-        path = root / NAMED_DATASETS[name]
+        path = named_dataset_path(name)
         if not path.is_file():
             raise FileNotFoundError(
                 f"dataset {name!r} expects {path}; set DGPO_DATA_DIR to the folder holding {NAMED_DATASETS[name]} "
@@ -64,6 +88,12 @@ def load_rows(cfg: RunConfig) -> tuple[list[dict], list[dict] | None]:
     train, test = make_splits(cfg.task)
     if cfg.dataset is not None:
         train = resolve_dataset(cfg.dataset)
+        without = sum("solution" not in row for row in train)
+        if without:
+            raise ValueError(
+                f"training set {cfg.dataset} has {without} of {len(train)} rows without a `solution` field, which "
+                "the embedded model's supervised warm start trains on; add solutions, or give --model"
+            )
     return train, test
 
 
@@ -143,18 +173,84 @@ def last_checkpoint(checkpoints: Path) -> str | None:
     return str(complete[-1]) if complete else None
 
 
+#: Ranges of the numeric config keys: key → (bound, "ge" for >= or "gt" for >). ``None`` values are not checked.
+RANGES = {
+    "rl.max_steps": (1, "ge"),
+    "rl.per_device_train_batch_size": (1, "ge"),
+    "rl.gradient_accumulation_steps": (1, "ge"),
+    "rl.num_generations": (2, "ge"),  # GRPO's advantages need at least two samples per prompt
+    "rl.max_completion_length": (1, "ge"),
+    "rl.num_iterations": (1, "ge"),
+    "rl.save_steps": (1, "ge"),
+    "rl.reward_workers": (1, "ge"),
+    "rl.learning_rate": (0, "gt"),
+    "rl.temperature": (0, "gt"),
+    "rl.beta": (0, "ge"),
+    "rl.max_minutes": (0, "gt"),
+    "warm_start.steps": (1, "ge"),
+    "warm_start.learning_rate": (0, "gt"),
+    "warm_start.batch_size": (1, "ge"),
+    "held_out.k": (1, "ge"),
+    "held_out.temperature": (0, "ge"),
+    "held_out.max_new_tokens": (1, "ge"),
+    "tiny.layers": (1, "ge"),
+}
+
+
+def check_range(key: str, value: float | None, flag: str | None = None) -> None:
+    """Raise ``ValueError("rl.max_steps must be >= 1, got 0 (--steps)")`` when ``value`` is out of range."""
+    if value is None:
+        return
+    bound, kind = RANGES[key]
+    if not (value >= bound if kind == "ge" else value > bound):  # NaN fails both
+        sign = ">=" if kind == "ge" else ">"
+        raise ValueError(f"{key} must be {sign} {bound}, got {value}" + (f" ({flag})" if flag else ""))
+
+
+def config_value(cfg: RunConfig, key: str):
+    section, name = key.split(".")
+    return getattr(getattr(cfg, section), name)
+
+
 def check_config(cfg: RunConfig) -> None:
-    """Fail before any work on a bad objective, parameter, advantage, aggregation, model or dataset."""
+    """Fail before any work on a bad objective, parameter, advantage, aggregation, range, template or model path.
+
+    Pure: no file is written and nothing is downloaded (:func:`check_model_available` asks the hub).
+    """
     from dgpo.train.choices import check_choices
 
-    check_choices(cfg.rl.objective, cfg.rl.objective_kwargs, cfg.rl.advantage, cfg.rl.aggregation)
-    for name in ("max_steps", "per_device_train_batch_size", "num_generations", "max_completion_length"):
-        if getattr(cfg.rl, name) < 1:
-            raise ValueError(f"rl.{name} must be >= 1, got {getattr(cfg.rl, name)}")
-    if not cfg.rl.learning_rate > 0:
-        raise ValueError(f"rl.learning_rate must be > 0, got {cfg.rl.learning_rate}")
+    try:
+        check_choices(cfg.rl.objective, cfg.rl.objective_kwargs, cfg.rl.advantage, cfg.rl.aggregation)
+    except TypeError as err:  # the objectives' configs raise TypeError for a parameter of the wrong type
+        raise ValueError(f"rl.objective_kwargs: {err}") from err
+    for key in RANGES:
+        check_range(key, config_value(cfg, key))
+    if cfg.tiny.hidden_size < 8 or cfg.tiny.hidden_size % 8:
+        raise ValueError(f"tiny.hidden_size must be a positive multiple of 8 (4 heads), got {cfg.tiny.hidden_size}")
+    cycle = cfg.rl.num_iterations  # optimiser steps per generation batch (steps_per_generation = accumulation)
+    if cfg.rl.save_steps % cycle:
+        raise ValueError(
+            f"rl.save_steps={cfg.rl.save_steps} must be a multiple of the generation cycle ({cycle} steps): "
+            "TRL does not save its buffered generations, so only cycle boundaries resume exactly"
+        )
+    if cfg.template is not None:
+        check_template(cfg.template, "template")
     if cfg.model is not None:
         check_model_path(cfg.model)
+
+
+def check_reporting(report_to: list[str]) -> None:
+    """Every ``rl.report_to`` integration installed: transformers would fail only when building the trainer, with
+    a traceback, after the warm start."""
+    from transformers.integrations import get_available_reporting_integrations
+
+    available = get_available_reporting_integrations()
+    missing = [name for name in report_to if name not in ("all", "none") and name not in available]
+    if missing:
+        raise ValueError(
+            f"rl.report_to: {', '.join(missing)} not installed (installed: {', '.join(available) or 'none'}); "
+            "metrics.jsonl is written in any case"
+        )
 
 
 def quiet_libraries() -> None:
@@ -169,36 +265,50 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", category=UserWarning, module="trl")
 
 
-def prepare_run_dir(cfg: RunConfig, out: Path, resume: bool, overwrite: bool) -> None:
-    """Refuse to mix two runs in one directory, empty it for ``--overwrite``, and write ``config.yaml``."""
-    if not resume and out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise ValueError(f"{out} already holds a run; use --resume {out}, --overwrite, or another --output-dir")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.yaml")
-
-
 def run_training(cfg: RunConfig, console: Console | None = None, resume: bool = False, overwrite: bool = False) -> dict:
     """The whole run; returns held-out results (embedded), the final model path and the process count.
 
-    Under torchrun / accelerate launch (N processes) every rank runs this; rank 0 alone prepares the run
-    directory, warm-starts, evaluates and writes files (:func:`dgpo.distributed.on_main`), the others wait for it
-    and take its results; all ranks train together, and only rank 0 prints.
+    ``cfg.output_dir`` is the run directory (on resume too: the CLI sets it to ``RUN_DIR``). Local paths are made
+    absolute first (:func:`pin_paths`). Under torchrun / accelerate launch (N processes) every rank runs this; rank 0
+    alone prepares the run directory, warm-starts, evaluates and writes files (:func:`dgpo.distributed.on_main`),
+    the others wait for it and take its results; all ranks train together, and only rank 0 prints.
     """
-    check_config(cfg)
-    quiet_libraries()
-    distributed.init_process_group()
+    if resume and overwrite:
+        raise ValueError("--resume continues a run and --overwrite deletes one: give only one of them")
+    given, cfg = cfg, pin_paths(cfg)  # errors name paths as given; config.yaml gets them absolute
+    out = Path(given.output_dir)  # the same directory as cfg.output_dir (the working directory does not change)
     console = (console or Console()) if distributed.is_main() else Console(quiet=True)
-    out = Path(cfg.output_dir)
-    train_rows, test_rows = load_rows(cfg)
-    distributed.on_main(prepare_run_dir, cfg, out, resume, overwrite)
-    model_path = distributed.on_main(warm_start, cfg, train_rows, out, console) if cfg.embedded else cfg.model
-    before = distributed.on_main(held_out, cfg, model_path, test_rows, "before", out, console) if test_rows else None
+    check_config(cfg)
+    if resume and (out / "results.json").is_file():
+        # TRL would train one step past max_steps from the last checkpoint and rewrite final/: leave it alone.
+        message = f"{out} is finished (results.json): nothing to resume; a new run needs another --output-dir"
+        console.print(message, soft_wrap=True)
+        return json.loads((out / "results.json").read_text(encoding="utf-8"))
+    if not cfg.embedded:
+        check_model_available(cfg.model)
+    quiet_libraries()
+    check_reporting(cfg.rl.report_to)
+    distributed.init_process_group()
+    train_rows, test_rows = load_rows(given)
 
-    from dgpo.train.rl import train_rl
+    from dgpo.train.rl import dgpo_config, train_rl
 
-    final, replicas = train_rl(cfg, model_path, train_rows, template_for(cfg), out, console, resume)
+    try:  # TRL's own checks (whole groups per generation batch, ...) before the directory is touched
+        dgpo_config(cfg, out)
+    except ValueError as err:
+        raise ValueError(f"TRL rejects the rl settings: {err}") from err
+    claim = distributed.on_main(prepare_run_dir, cfg, out, resume, overwrite, console)
+    try:
+        model_path = distributed.on_main(warm_start, cfg, train_rows, out, console) if cfg.embedded else cfg.model
+        before = (
+            distributed.on_main(held_out, cfg, model_path, test_rows, "before", out, console) if test_rows else None
+        )
+        started = claim.commit if claim is not None else None
+        final, replicas = train_rl(cfg, model_path, train_rows, template_for(cfg), out, console, resume, started)
+    except BaseException:
+        if claim is not None and distributed.is_main():
+            claim.release()  # a fresh start that failed before RL began leaves no trace
+        raise
     after = distributed.on_main(held_out, cfg, str(final), test_rows, "after", out, console) if test_rows else None
     results = {"final_model": str(final), "before": before, "after": after, **replicas}
     distributed.on_main(write_atomically, out / "results.json", json.dumps(results, indent=2))

@@ -1,13 +1,17 @@
 """The configuration of ``dgpo train``: nested dataclasses, the only place defaults live.
 
-YAML files and CLI flags only override fields; an unknown key is an error naming it. The config actually used is
-written to ``RUN_DIR/config.yaml``. With ``model`` and ``dataset`` unset, the run is the embedded default: a tiny
-model built locally, a supervised warm-start on the arithmetic task, then RL — about 4 minutes on 2 CPU cores.
+YAML files and CLI flags only override fields; an unknown key, or a value of the wrong type, is an error naming the
+key. The config actually used is written to ``RUN_DIR/config.yaml``, with local model/dataset paths and
+``output_dir`` made absolute (see :func:`dgpo.train.run.pin_paths`). With ``model`` and ``dataset`` unset, the run
+is the embedded default: a tiny model built locally, a supervised warm-start on the arithmetic task, then RL —
+about 4 minutes on 2 CPU cores.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,18 +94,66 @@ def to_dict(cfg: Any) -> dict:
 
 
 def from_dict(cls: type, data: dict, where: str = "") -> Any:
-    """Build dataclass ``cls`` from a nested dict; unknown keys raise naming the full key."""
+    """Build dataclass ``cls`` from a nested dict; unknown keys and values of the wrong type raise naming the full
+    key (``max_steps: "abc"`` would otherwise surface as a ``TypeError`` in the first comparison that meets it)."""
     if not isinstance(data, dict):
         raise ValueError(f"config section {where or '(top)'} must be a mapping, got {type(data).__name__}")
     known = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
     values = {}
     for key, value in data.items():
-        path = f"{where}.{key}" if where else key
+        path = f"{where}.{key}" if where else str(key)
         if key not in known:
             raise ValueError(f"unknown config key {path!r}; valid keys here: {', '.join(known)}")
         sub = _dataclass_type(known[key])
-        values[key] = from_dict(sub, value, path) if sub is not None else value
+        values[key] = from_dict(sub, value, path) if sub is not None else check_type(value, hints[key], path)
     return cls(**values)
+
+
+_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+def check_type(value: Any, hint: Any, path: str, nullable: bool = False) -> Any:
+    """``value`` checked against the field's annotation (int, float, str, bool, ``X | None``, ``list[str]``,
+    ``dict[str, Any]``, ``Any``); returns it, ints widened to float for float fields.
+
+    A float field also takes a string that parses as a number: YAML 1.1 (PyYAML) reads ``1e-6`` — no dot — as
+    the string "1e-6", a trap every config with a small learning rate walks into.
+    """
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    or_null = " or null" if nullable else ""
+    if hint is Any:
+        return value
+    if origin in (types.UnionType, typing.Union):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return check_type(value, inner[0], path, nullable=True) if len(inner) == 1 else value
+    if hint is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint in (str, bool):
+        if isinstance(value, hint):
+            return value
+    elif origin is list:
+        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            return value
+        raise ValueError(f"config key {path!r} must be a list of strings{or_null}, got {value!r}")
+    elif origin is dict:
+        if isinstance(value, dict):
+            return value
+        raise ValueError(f"config key {path!r} must be a mapping{or_null}, got {value!r}")
+    else:
+        return value
+    raise ValueError(f"config key {path!r} must be {_TYPE_NAMES[hint]}{or_null}, got {value!r}")
 
 
 def _dataclass_type(f: dataclasses.Field) -> type | None:
@@ -127,14 +179,47 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
 
 
 def read_overrides(path: str | Path) -> dict:
-    """The nested dict of a YAML config file, its keys checked against RunConfig (unknown keys raise)."""
+    """The nested dict of a YAML config file, checked against RunConfig; every defect (not YAML, not a mapping, an
+    unknown key, a value of the wrong type) raises one ``ValueError`` naming the file."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"config file {path} is a directory; give the YAML file")
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
-    loaded = yaml.safe_load(path.read_text()) or {}
-    from_dict(RunConfig, merge(to_dict(RunConfig()), loaded))  # reject unknown keys with their full names
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ValueError(f"config file {path} is not UTF-8 text") from err
+    except yaml.YAMLError as err:
+        raise ValueError(f"config file {path} is not valid YAML: {_yaml_problem(err)}") from err
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ValueError(
+            f"config file {path} must hold a mapping of config keys (e.g. `rl: {{objective: dgpo}}`), "
+            f"not a {type(loaded).__name__}"
+        )
+    try:
+        from_dict(RunConfig, merge(to_dict(RunConfig()), loaded))
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from err
     return loaded
 
 
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """PyYAML's message in one line: the problem and where (its own text spans several lines with a caret)."""
+    if isinstance(err, yaml.MarkedYAMLError) and err.problem_mark is not None:
+        mark = err.problem_mark
+        return f"{err.problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return " ".join(str(err).split())
+
+
 def save_config(cfg: RunConfig, path: Path) -> None:
-    path.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    """Write ``config.yaml`` atomically: a kill mid-write must not leave a file that no longer reads as a run."""
+    from dgpo.fileio import write_atomically
+
+    write_atomically(path, config_text(cfg))
+
+
+def config_text(cfg: RunConfig) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
