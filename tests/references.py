@@ -3,7 +3,7 @@
 They share no code with ``dgpo.losses``: every one builds the surrogate the way its paper (or the official code)
 writes it, with ratios and stop-gradients, and lets autograd produce the gradient. The library instead evaluates
 closed-form weights and assembles ``sg(v) − Â·sg(w)·(logp − sg(logp))``; agreement of the two in value and
-gradient (float64, 1e-10) is the contract of DESIGN.md §2.
+gradient (float64, 1e-10) is the contract of docs/design.md §2.
 
 Each function takes (B, T) ``logp`` (requires grad), ``old_logp``, ``adv`` (B, T) and returns the (B, T)
 per-token loss, all tokens active.

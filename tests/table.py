@@ -1,4 +1,4 @@
-"""DESIGN.md §2's table, transcribed literally: defaults and the closed-form weight w of every objective.
+"""The table of docs/design.md §4, transcribed literally: defaults and the closed-form weight w of every objective.
 
 A third path next to the library and the autograd references: ``∂loss/∂logp`` must equal ``−Â·w`` with ``w``
 from here. Token-level objectives only (GSPO's weight is its sequence ratio, checked in its own tests).

@@ -1,4 +1,4 @@
-"""Limits and identities of DESIGN.md §2: DGPO continuity, LN decay vs soft-clipping divergence, m = 1 ≡ GPPO on
+"""Limits and identities of docs/design.md §4: DGPO continuity, LN decay vs soft-clipping divergence, m = 1 ≡ GPPO on
 HP, on-policy ≡ plain PG, and the gradient contract on random inputs (hypothesis)."""
 
 from __future__ import annotations

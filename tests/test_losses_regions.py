@@ -1,5 +1,5 @@
 """Every objective × every region: value and gradient equal the independent reference (float64, 1e-10),
-and the gradient equals −Â·w with w from DESIGN.md's table.
+and the gradient equals −Â·w with w from the table of docs/design.md §4.
 
 Tensors are built to land in one region each (the ``region/*`` metric must be 1.0 for it), away from the
 boundaries where the references' min/clamp are not differentiable. Each case also carries a padding column

@@ -36,7 +36,7 @@ def test_extreme_log_probs_are_finite_and_use_the_clamped_ratio(name, dtype):
     assert torch.isfinite(loss).all() and torch.isfinite(grad).all()
     assert all(torch.isfinite(v) for v in metrics.values())
     if name != "gspo":
-        log_r = (logp.detach().double() - old.double()).clamp(-20.0, 20.0)  # DESIGN.md: clamp log r to ±20
+        log_r = (logp.detach().double() - old.double()).clamp(-20.0, 20.0)  # docs/design.md §2: clamp log r to ±20
         adv_t = adv.double().unsqueeze(1).expand(2, 4)
         expected = (-adv_t * table_weight(name, torch.exp(log_r), adv_t)).to(dtype)
         torch.testing.assert_close(grad, expected, rtol=1e-5 if dtype == torch.float32 else 1e-2, atol=1e-30)
@@ -164,7 +164,7 @@ def test_nan_on_padding_is_ignored():
 
 
 def reference_metrics(name: str, logp, old, adv, mask) -> dict[str, float]:
-    """The metrics from boolean masks and DESIGN.md's weight table, written independently of dgpo.metrics.
+    """The metrics from boolean masks and the weight table of docs/design.md §4, written independently of dgpo.metrics.
 
     Tokens with Â = 0 are in no region but ``zero_adv``, and outside the ``weight/*`` statistics."""
     active = mask.bool()

@@ -1,4 +1,4 @@
-"""Group-relative advantage estimators (DESIGN.md §2). Imports torch only.
+"""Group-relative advantage estimators (docs/design.md §5). Imports torch only.
 
 ``rewards`` is (B,) with the G samples of each prompt in consecutive rows; the result Â is (B,).
 """

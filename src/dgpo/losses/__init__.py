@@ -1,4 +1,4 @@
-"""The clipping objectives of modern RLVR, exact in value and gradient (DESIGN.md §2).
+"""The clipping objectives of modern RLVR, exact in value and gradient (docs/design.md §2, §4).
 
     >>> from dgpo.losses import get_loss, LOSSES
     >>> loss_fn = get_loss("dgpo", n=2, m=2, eps_low=0.2, eps_high=0.2)

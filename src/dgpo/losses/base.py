@@ -1,6 +1,6 @@
 """The exact decoupled surrogate shared by every objective, the PPO clipped value, and the objective metrics.
 
-Every objective is defined by two per-token tensors (DESIGN.md §2):
+Every objective is defined by two per-token tensors (docs/design.md §2):
 
 * the forward value ``v`` (it already contains −Â), and
 * the log-prob-gradient weight ``w``, so that ``∂loss/∂logp = −Â·w``.
@@ -121,7 +121,7 @@ def objective_metrics(
     vs_pg: Tensor | None = None,
     scratch: Tensor | None = None,
 ) -> dict[str, Tensor]:
-    """The metric dict of DESIGN.md §3, every entry a detached 0-d tensor (0 when no token is active).
+    """The metric dict of docs/design.md §3, every entry a detached 0-d tensor (0 when no token is active).
 
     ``ratio/*`` and ``region/*`` are over active tokens (the regions and ``region/zero_adv`` add up to 1);
     ``weight/*`` only over active tokens with Â ≠ 0, since a zero-advantage token has no gradient to weigh.

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-#: |log r| is clamped to this before ``exp`` (DESIGN.md §2): r stays in [e⁻²⁰, e²⁰], finite in float32.
+#: |log r| is clamped to this before ``exp`` (docs/design.md §2): r stays in [e⁻²⁰, e²⁰], finite in float32.
 LOG_RATIO_CLAMP = 20.0
 
 

@@ -1,4 +1,4 @@
-"""The five regions of DESIGN.md §2 as one signed float tensor, and their token counts.
+"""The five regions of docs/design.md §3 as one signed float tensor, and their token counts.
 
 Regions are float tensors, not booleans, because on CPU a comparison that writes a bool tensor, a bool→float
 cast or a ``torch.where`` each cost 4–7 float multiplications, and every fresh (B, T) tensor costs page faults

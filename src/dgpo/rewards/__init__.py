@@ -1,4 +1,4 @@
-"""The math reward (DESIGN.md §5): last ``\\boxed{}`` answer, fast path, then math-verify in killable workers."""
+"""The math reward (docs/design.md §7): last ``\\boxed{}`` answer, fast path, then math-verify in killable workers."""
 
 from dgpo.rewards.extract import extract_answer, extract_boxed
 from dgpo.rewards.fast_path import fast_equal, normalize
