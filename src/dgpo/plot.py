@@ -34,32 +34,119 @@ def _pyplot():
     return plt
 
 
+#: Line styles cycled with the colours, so lines that coincide or share a colour stay distinguishable.
+LINESTYLES = ("-", "--", "-.", ":")
+MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*", "<", ">")
+
+
+def line_style(index: int, count: int) -> dict:
+    """Colour, dash, marker and marker offset of the ``index``-th of ``count`` lines: all distinct.
+
+    Markers sit at staggered positions along each line, so two curves on top of each other still show both markers.
+    """
+    return {
+        "color": f"C{index % 10}",
+        "linestyle": LINESTYLES[index % len(LINESTYLES)],
+        "marker": MARKERS[index % len(MARKERS)],
+        "markevery": (index / max(count, 1) * 0.12, 0.12),
+        "markersize": 4.5,
+    }
+
+
+def coincident_groups(curves: dict[str, Sequence[float]], rtol: float = 1e-6, atol: float = 1e-9) -> list[list[str]]:
+    """Names grouped by numerically identical curves, in first-seen order (``[["grpo", "dapo", "gspo"], ...]``)."""
+    groups: list[list[str]] = []
+    for name, values in curves.items():
+        for group in groups:
+            if np.allclose(curves[group[0]], values, rtol=rtol, atol=atol):
+                group.append(name)
+                break
+        else:
+            groups.append([name])
+    return groups
+
+
+def symlog_ticks(low: float, high: float) -> tuple[list[float], list[float]]:
+    """Major and minor ticks for a symlog axis with ``linthresh=1`` spanning [low, high]: plain numbers, not 10^k.
+
+    Majors: 0, ±0.25, ±0.5, ±0.75, ±1 in the linear part, then 2, 5, 10, 20, 50, 100, … ; minors: every 0.05 in the
+    linear part and 3, 4, 6, 7, 8, 9 × 10^k above.
+    """
+    linear_major = [0.25, 0.5, 0.75, 1.0]
+    linear_minor = [round(0.05 * i, 2) for i in range(1, 20) if i % 5]
+    log_major, log_minor = [], []
+    for exponent in range(0, 9):
+        decade = 10.0**exponent
+        log_major += [2 * decade, 5 * decade, 10 * decade]
+        log_minor += [m * decade for m in (3, 4, 6, 7, 8, 9)]
+    positive_major, positive_minor = linear_major + log_major, linear_minor + log_minor
+
+    def within(values: list[float]) -> list[float]:
+        both = sorted({0.0, *values, *(-v for v in values)})
+        return [v for v in both if low - 1e-12 <= v <= high + 1e-12]
+
+    major = within(positive_major)
+    return major, [v for v in within(positive_minor) if v not in major]
+
+
+def readable_symlog(ax, low: float, high: float) -> None:
+    """Symlog y axis (linear on [−1, 1], log outside) over [low, high] with labelled ticks 0, 0.25 … 1, 2, 5, 10 …
+
+    ``linscale=1.5`` gives the linear part 1.5 decades of height, so values between 0 and 1 are readable too.
+    """
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    ax.set_yscale("symlog", linthresh=1.0, linscale=1.5)
+    ax.set_ylim(low, high)
+    major, minor = symlog_ticks(low, high)
+    ax.yaxis.set_major_locator(FixedLocator(major))
+    ax.yaxis.set_minor_locator(FixedLocator(minor))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def symlog_top(values: Sequence[float]) -> float:
+    """An upper y limit a little above the largest value on a symlog axis (at least 1.2, so 1 is never the edge)."""
+    largest = max([1.0, *(v for v in values if np.isfinite(v))])
+    return largest * 1.25 if largest > 1 else 1.2
+
+
 def plot_weights(out: str | Path, objectives: Sequence[str] | None = None, eps: float = 0.2):
     """w/r against r for each objective: one panel for Â > 0, one for Â < 0; trust region shaded, LN/HP marked.
 
-    Returns the figure (one line per objective per panel).
+    Returns the figure (one line per objective per panel). Each objective has its own colour, dash and markers;
+    curves that are numerically identical in a panel are drawn alike and share one legend entry ("grpo = dapo").
+    Each panel's legend sits below it, outside the data.
     """
     plt = _pyplot()
     names = list(objectives or LOSSES)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=False)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 6.2), layout="constrained")
     ratios = np.concatenate([np.geomspace(0.02, 1 - 1e-3, 120), np.linspace(1.0, 4.0, 120)])
+    styles = {name: line_style(i, len(names)) for i, name in enumerate(names)}
     for ax, advantage, title in ((axes[0], 1.0, "Â > 0 (HP: r > 1+ε)"), (axes[1], -1.0, "Â < 0 (LN: r < 1−ε)")):
-        for name in names:
-            ax.plot(ratios, weight_vs_pg(name, ratios.tolist(), advantage), label=name, lw=1.6)
+        curves = {name: weight_vs_pg(name, ratios.tolist(), advantage) for name in names}
+        for group in coincident_groups(curves):
+            for position, name in enumerate(group):  # every objective gets its line; the copies hide in the legend
+                label = " = ".join(group) if position == 0 else f"_{name}"
+                ax.plot(ratios, curves[name], label=label, lw=1.6, **styles[group[0]])
         ax.axvspan(1 - eps, 1 + eps, color="grey", alpha=0.15, label=f"trust region ε={eps:g}")
         region = (1 + eps, ratios[-1]) if advantage > 0 else (ratios[0], 1 - eps)
         ax.axvspan(*region, color="tab:red", alpha=0.05)
-        ax.text(np.mean(region), 0.02, "HP" if advantage > 0 else "LN", transform=ax.get_xaxis_transform(), ha="center")
+        ax.text(np.mean(region), 0.93, "HP" if advantage > 0 else "LN", transform=ax.get_xaxis_transform(), ha="center")
         ax.set_xscale("log")
-        ax.set_yscale("symlog", linthresh=1.0)
-        ax.set_ylim(bottom=0)
+        ax.set_xticks(
+            [0.02, 0.05, 0.1, 0.2, 0.5, 0.8, 1, 1.2, 2, 4],
+            ["0.02", "0.05", "0.1", "0.2", "0.5", "0.8", "1", "1.2", "2", "4"],
+        )
+        # a little below 0, so curves at 0 (hard clipping past the boundary) are not hidden by the axis line
+        readable_symlog(ax, -0.06, symlog_top([v for c in curves.values() for v in c]))
         ax.set_xlabel("ratio r = π/π_old")
-        ax.set_ylabel("w / r (1 = plain PG)")
+        ax.set_ylabel("w / r (1 = plain PG; symlog: linear below 1)")
         ax.set_title(title)
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=8, ncol=2)
+        ax.grid(which="minor", alpha=0.1)
+        ax.legend(fontsize=8, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.14), frameon=False)
     fig.suptitle("Log-prob-gradient weight relative to PG (DGPO decays to 0 on LN; soft clipping diverges)")
-    fig.tight_layout()
     fig.savefig(out, dpi=110)
     return fig
 
@@ -76,6 +163,16 @@ def run_label(run: Path) -> str:
     rl = config.get("rl", {})
     params = ",".join(f"{k}={v}" for k, v in (rl.get("objective_kwargs") or {}).items())
     return f"{rl.get('objective', '?')}{'(' + params + ')' if params else ''} seed {config.get('seed', '?')}"
+
+
+def run_labels(runs: Sequence[Path]) -> list[str]:
+    """Unique legend texts for ``runs``: :func:`run_label`, with the run directory's name appended where two runs
+    share objective, parameters and seed (and the full path where the directory names collide too)."""
+    first = [run_label(run) for run in runs]
+    labels = [
+        f"{label} [{run.name}]" if first.count(label) > 1 else label for label, run in zip(first, runs, strict=True)
+    ]
+    return [str(run) if labels.count(label) > 1 else label for label, run in zip(labels, runs, strict=True)]
 
 
 def warn_on_stderr(message: str) -> None:
@@ -128,41 +225,56 @@ def held_out_results(run: Path) -> dict | None:
 def plot_runs(runs: Sequence[str | Path], out: str | Path):
     """Training curves of several runs overlaid (one line per run per panel), plus held-out accuracy bars.
 
-    Returns the figure.
+    Returns the figure. Each run has its own colour, dash and markers (curves that coincide stay visible), legend
+    texts are unique (:func:`run_labels`), the legend sits below the panels and every bar carries its value.
     """
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     runs = [Path(r) for r in runs]
     if not runs:
         raise ValueError("give at least one run directory")
     data = {run: read_metrics(run) for run in runs}
-    fig, axes = plt.subplots(3, 3, figsize=(15, 11))
+    labels = dict(zip(runs, run_labels(runs), strict=True))
+    styles = {run: line_style(i, len(runs)) for i, run in enumerate(runs)}
+    fig, axes = plt.subplots(3, 3, figsize=(15, 11.5), layout="constrained")
     flat = axes.flatten()
     for ax, (key, title) in zip(flat, CURVES, strict=False):
+        values_seen = []
         for run, rows in data.items():
-            points = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
+            points = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), int | float)]
             if points:
                 steps, values = zip(*points, strict=True)
-                ax.plot(steps, values, label=run_label(run), lw=1.2)
-        if key.startswith("weight/"):  # soft clipping's LN weights span orders of magnitude
-            ax.set_yscale("symlog", linthresh=1.0)
+                ax.plot(steps, values, label=labels[run], lw=1.2, **styles[run])
+                values_seen += values
+        if key.startswith("weight/") and values_seen:  # soft clipping's LN weights span orders of magnitude
+            readable_symlog(ax, min(0.0, *values_seen), symlog_top(values_seen))
         ax.set_title(title)
         ax.set_xlabel("step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     accuracy = flat[len(CURVES)]
-    labels, before, after = [], [], []
+    bar_labels, before, after = [], [], []
     for run in runs:
         r = held_out_results(run)
         if r is not None:
-            labels.append(run_label(run))
+            bar_labels.append(labels[run])
             before.append(100 * r["before"]["greedy"])
             after.append(100 * r["after"]["greedy"])
-    x = np.arange(len(labels))
-    accuracy.bar(x - 0.2, before, 0.4, label="before RL")
-    accuracy.bar(x + 0.2, after, 0.4, label="after RL")
-    accuracy.set_xticks(x, labels, rotation=30, ha="right", fontsize=7)
+    x = np.arange(len(bar_labels))
+    for offset, values, name, color in ((-0.2, before, "before RL", "0.75"), (0.2, after, "after RL", "0.35")):
+        bars = accuracy.bar(x + offset, values, 0.4, label=name, color=color)  # greys: not confused with the runs
+        accuracy.bar_label(bars, fmt="%.1f", fontsize=7, padding=1)
+    accuracy.set_xticks(x, bar_labels, rotation=30, ha="right", fontsize=7)
+    accuracy.set_ylim(0, max([100.0, *before, *after]) * 1.08)  # room for the values above the bars
     accuracy.set_title("held-out greedy accuracy (%)")
-    accuracy.legend(fontsize=8)
-    flat[0].legend(fontsize=7)
-    fig.tight_layout()
+    accuracy.grid(axis="y", alpha=0.3)
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], lw=1.2, label=labels[run], **styles[run]) for run in runs]  # every run, with data or not
+    handles += accuracy.get_legend_handles_labels()[0] if bar_labels else []
+    for extra in flat[len(CURVES) + 1 :]:
+        extra.set_axis_off()
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(4, len(handles)), fontsize=9, frameon=False)
     fig.savefig(out, dpi=100)
     return fig
