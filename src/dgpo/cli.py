@@ -20,9 +20,22 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup
 
-from dgpo.data.prompts import R1_TEMPLATE
+from dgpo.advantages import ADVANTAGES
+from dgpo.aggregation import AGGREGATIONS
+from dgpo.compare import DEFAULT_OBJECTIVES, QUICK_OBJECTIVES, QUICK_SEEDS, CompareSpec
+from dgpo.data.benchmarks import BENCHMARKS
+from dgpo.data.train_sets import NAMED_DATASETS
 from dgpo.diagnostics import DEFAULT_HP_RATIOS, DEFAULT_LN_RATIOS, weight_vs_pg
+from dgpo.eval.backends import BACKENDS
+from dgpo.eval.runner import EvalConfig
 from dgpo.losses import LOSSES
+from dgpo.train.run_config import RLConfig, RunConfig, WarmStartConfig, default_of
+
+#: Defaults live in the dataclasses (EvalConfig, CompareSpec, RunConfig); options that have one default to None,
+#: so that the dataclass fills it in, and their help texts read it from there.
+_EVAL = {name: default_of(EvalConfig, name) for name in ("k", "temperature", "top_p", "max_new_tokens", "seed")}
+_COMPARE = {name: default_of(CompareSpec, name) for name in ("seeds", "steps", "minutes")}
+_RL = {name: default_of(RLConfig, name) for name in ("objective", "advantage", "aggregation", "max_steps")}
 
 #: Errors that are the user's to fix (bad values, missing or unreadable files): one line, exit code 2.
 USER_ERRORS = (ValueError, OSError)
@@ -200,18 +213,26 @@ def refuse_launcher(command: str) -> None:
 def eval_command(
     model: str = typer.Option(..., help="Model directory or Hugging Face id."),
     out: str = typer.Option(..., help="Run directory: samples.jsonl, results.json, results.md (resumable)."),
-    benchmarks: str = typer.Option(
-        "all", help="Comma-separated: aime24,aime25,amc23,math500,minerva_math,olympiadbench."
+    benchmarks: str | None = typer.Option(None, help=f"Comma-separated, or all (default): {','.join(BENCHMARKS)}."),
+    k: int | None = typer.Option(None, help=f"Samples per problem (default {_EVAL['k']}; the paper: 32)."),
+    temperature: float | None = typer.Option(
+        None, help=f"Sampling temperature (default {_EVAL['temperature']}; 0 = greedy)."
     ),
-    k: int = typer.Option(32, help="Samples per problem (the paper: 32)."),
-    temperature: float = typer.Option(0.6, help="Sampling temperature (R1-distill: 0.6; 0 = greedy)."),
-    top_p: float = typer.Option(0.95, help="Nucleus sampling top-p."),
-    max_new_tokens: int = typer.Option(32768, help="Generation budget per sample."),
+    top_p: float | None = typer.Option(None, help=f"Nucleus sampling top-p (default {_EVAL['top_p']})."),
+    max_new_tokens: int | None = typer.Option(
+        None, help=f"Generation budget per sample (default {_EVAL['max_new_tokens']})."
+    ),
     limit: int | None = typer.Option(None, help="Only the first N problems of each benchmark."),
     batch_size: int | None = typer.Option(None, help="Prompts per generate call (default: 8 transformers, 256 vLLM)."),
-    backend: str = typer.Option("auto", help="auto (vLLM if installed and a GPU is present), transformers, vllm."),
-    seed: int = typer.Option(0, help="Sampling seed."),
-    prompt_template: str = typer.Option(R1_TEMPLATE, help="User message; {problem} is replaced by the problem."),
+    backend: str | None = typer.Option(
+        None,
+        help=f"One of {', '.join(BACKENDS)} (default {default_of(EvalConfig, 'backend')}; "
+        "auto: vLLM if installed and a GPU is present).",
+    ),
+    seed: int | None = typer.Option(None, help=f"Sampling seed (default {_EVAL['seed']})."),
+    prompt_template: str | None = typer.Option(
+        None, help="User message; {problem} is replaced by the problem (default: the R1-distill instruction)."
+    ),
     summary_only: bool = typer.Option(False, help="Only summarise the samples already in --out."),
 ) -> None:
     """Evaluate a model on the paper's benchmarks: Avg@k and unbiased Pass@k per benchmark and their mean.
@@ -219,7 +240,7 @@ def eval_command(
     Samples are appended to OUT/samples.jsonl as they are produced; re-running with the same --out generates
     only what is missing.
     """
-    from dgpo.eval import EvalConfig, run_eval
+    from dgpo.eval import run_eval
 
     refuse_launcher("eval")
     try:
@@ -229,11 +250,12 @@ def eval_command(
         check_option("--max-new-tokens", max_new_tokens, "max_new_tokens", 1)
         check_option("--limit", limit, "limit", 1)
         check_option("--batch-size", batch_size, "batch_size", 1)
-        cfg = EvalConfig(
-            model=model, out=out, benchmarks=benchmarks, k=k, temperature=temperature, top_p=top_p,
-            max_new_tokens=max_new_tokens, limit=limit, batch_size=batch_size, backend=backend, seed=seed,
-            template=prompt_template,
-        )  # fmt: skip
+        given = {
+            "benchmarks": benchmarks, "k": k, "temperature": temperature, "top_p": top_p,
+            "max_new_tokens": max_new_tokens, "limit": limit, "batch_size": batch_size, "backend": backend,
+            "seed": seed, "template": prompt_template,
+        }  # fmt: skip
+        cfg = EvalConfig(model=model, out=out, **{key: value for key, value in given.items() if value is not None})
         run_eval(cfg, generate=not summary_only)
     except USER_ERRORS as err:
         fail(err)
@@ -247,29 +269,33 @@ def train(
     resume: str | None = typer.Option(
         None, help="Continue RUN_DIR (from any directory) from its last checkpoint, with its config.yaml."
     ),
-    output_dir: str | None = typer.Option(None, help="Run directory (default runs/dgpo-tiny)."),
+    output_dir: str | None = typer.Option(None, help=f"Run directory (default {default_of(RunConfig, 'output_dir')})."),
     overwrite: bool = typer.Option(
         False, help="Delete the dgpo run in --output-dir and start afresh (refused for any other directory)."
     ),
     model: str | None = typer.Option(None, help="Model path or hub id; default: the embedded tiny model."),
     dataset: str | None = typer.Option(
-        None, help="dapo_math_17k | math | gsm8k (in $DGPO_DATA_DIR) | JSONL/parquet path."
+        None, help=f"{' | '.join(NAMED_DATASETS)} (in $DGPO_DATA_DIR) | JSONL/parquet path."
     ),
-    objective: str | None = typer.Option(
-        None, help="Objective: pg, grpo, dapo, cispo, gppo, ce_gppo, aspo, gspo, sapo, dgpo."
-    ),
+    objective: str | None = typer.Option(None, help=f"Objective: {', '.join(LOSSES)} (default {_RL['objective']})."),
     n: float | None = typer.Option(None, help="DGPO left-boundary exponent n."),
     m: float | None = typer.Option(None, help="DGPO right-boundary exponent m."),
     eps_low: float | None = typer.Option(None, help="Objective eps_low (r < 1 − eps_low is the left boundary)."),
     eps_high: float | None = typer.Option(None, help="Objective eps_high (r > 1 + eps_high is the right boundary)."),
-    advantage: str | None = typer.Option(None, help="grpo | dr_grpo | rloo | reinforce_pp."),
-    aggregation: str | None = typer.Option(
-        None, help="token-mean | seq-mean-token-mean | seq-mean-token-sum | seq-mean-token-sum-norm."
+    advantage: str | None = typer.Option(
+        None, help=f"Advantage: {', '.join(ADVANTAGES)} (default {_RL['advantage']})."
     ),
-    steps: int | None = typer.Option(None, help="RL optimiser steps."),
-    lr: float | None = typer.Option(None, help="RL learning rate."),
-    seed: int | None = typer.Option(None, help="Seed of the task, model, warm start and RL."),
-    warm_start_steps: int | None = typer.Option(None, help="Supervised warm-start steps (embedded model)."),
+    aggregation: str | None = typer.Option(
+        None, help=f"Aggregation: {', '.join(AGGREGATIONS)} (default {_RL['aggregation']})."
+    ),
+    steps: int | None = typer.Option(None, help=f"RL optimiser steps (default {_RL['max_steps']})."),
+    lr: float | None = typer.Option(None, help=f"RL learning rate (default {default_of(RLConfig, 'learning_rate')})."),
+    seed: int | None = typer.Option(
+        None, help=f"Seed of the task, model, warm start and RL (default {default_of(RunConfig, 'seed')})."
+    ),
+    warm_start_steps: int | None = typer.Option(
+        None, help=f"Supervised warm-start steps (embedded model; default {default_of(WarmStartConfig, 'steps')})."
+    ),
 ) -> None:
     """Train with RL (TRL + the dgpo objective). With no options: the embedded default on the CPU in minutes —
     a tiny model, a supervised warm start on arithmetic, RL, and held-out accuracy before and after."""
@@ -342,17 +368,25 @@ def plot(
 def compare(
     out: Path = typer.Option(..., help="Output directory (resumable): runs/, table.md, summary.json, plots."),
     objectives: str | None = typer.Option(
-        None, help="Comma-separated (default grpo,dapo,cispo,gppo,ce_gppo,aspo,dgpo)."
+        None,
+        help=f"Comma-separated, of {', '.join(LOSSES)} "
+        f"(default {','.join(DEFAULT_OBJECTIVES)}; {','.join(QUICK_OBJECTIVES)} with --quick).",
     ),
-    seeds: int | None = typer.Option(None, help="Seeds per objective, >= 1 (default 3; 2 with --quick)."),
-    steps: int = typer.Option(60, help="RL steps per run."),
-    minutes: float = typer.Option(3.0, help="Wall-clock budget of each run's RL stage, in minutes."),
-    quick: bool = typer.Option(False, help="grpo, cispo, dgpo × 2 seeds (about 5 minutes on 2 cores)."),
+    seeds: int | None = typer.Option(
+        None, help=f"Seeds per objective, >= 1 (default {_COMPARE['seeds']}; {QUICK_SEEDS} with --quick)."
+    ),
+    steps: int | None = typer.Option(None, help=f"RL steps per run (default {_COMPARE['steps']})."),
+    minutes: float | None = typer.Option(
+        None, help=f"Wall-clock budget of each run's RL stage, in minutes (default {_COMPARE['minutes']:g})."
+    ),
+    quick: bool = typer.Option(
+        False, help=f"{', '.join(QUICK_OBJECTIVES)} × {QUICK_SEEDS} seeds (about 5 minutes on 2 cores)."
+    ),
     stress: bool = typer.Option(False, help="Stress preset: 4 passes per batch and lr 2e-4, to provoke divergence."),
     config: str | None = typer.Option(None, help="YAML overriding the run config of every run (e.g. task sizes)."),
 ) -> None:
     """Run the embedded task for each objective × seed and write mean ± 95% CI tables and plots."""
-    from dgpo.compare import DEFAULT_OBJECTIVES, QUICK_OBJECTIVES, CompareSpec, run_compare
+    from dgpo.compare import run_compare
     from dgpo.train.run_config import read_overrides
 
     refuse_launcher("compare")
@@ -362,10 +396,12 @@ def compare(
         check_option("--minutes", minutes, "minutes", 0, open_low=True)
         chosen = objectives.split(",") if objectives else list(QUICK_OBJECTIVES if quick else DEFAULT_OBJECTIVES)
         base = read_overrides(config) if config is not None else {}
+        if seeds is None and quick:
+            seeds = QUICK_SEEDS
+        given = {"seeds": seeds, "steps": steps, "minutes": minutes}
         spec = CompareSpec(
-            out=out, objectives=tuple(o.strip() for o in chosen),
-            seeds=seeds if seeds is not None else (2 if quick else 3),
-            steps=steps, minutes=minutes, stress=stress, base=base,
+            out=out, objectives=tuple(o.strip() for o in chosen), stress=stress, base=base,
+            **{key: value for key, value in given.items() if value is not None},
         )  # fmt: skip
         run_compare(spec)
     except USER_ERRORS as err:

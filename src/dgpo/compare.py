@@ -23,6 +23,8 @@ from dgpo.train.run_config import RunConfig, load_config, merge
 
 DEFAULT_OBJECTIVES = ("grpo", "dapo", "cispo", "gppo", "ce_gppo", "aspo", "dgpo")
 QUICK_OBJECTIVES = ("grpo", "cispo", "dgpo")
+#: Seeds per objective of ``dgpo compare --quick`` (``CompareSpec.seeds`` otherwise).
+QUICK_SEEDS = 2
 #: Provokes the left-boundary divergence: 4 optimiser passes per generation batch (ratios drift far from 1, many
 #: negative-advantage tokens fall below 1−ε) and a 10× higher learning rate than the default.
 STRESS_OVERRIDES = {"rl": {"num_iterations": 4, "learning_rate": 2e-4}}
@@ -30,6 +32,8 @@ STRESS_OVERRIDES = {"rl": {"num_iterations": 4, "learning_rate": 2e-4}}
 
 @dataclass
 class CompareSpec:
+    """One comparison; its defaults are ``dgpo compare``'s (the CLI reads them from here)."""
+
     out: Path
     objectives: tuple[str, ...] = DEFAULT_OBJECTIVES
     seeds: int = 3

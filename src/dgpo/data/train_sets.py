@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 
 REQUIRED_FIELDS = ("problem", "answer")
+#: Names accepted by ``dataset``, resolved to files in $DGPO_DATA_DIR (default ./data).
+NAMED_DATASETS = {"dapo_math_17k": "dapo_math_17k.jsonl", "math": "math_train.jsonl", "gsm8k": "gsm8k_train.jsonl"}
 
 
 def _check_rows(rows: list, origin: str, lines: list[int] | None = None) -> list[dict[str, str]]:

@@ -11,9 +11,11 @@ The objective's parameters live in one place only — its config dataclass in :m
   ``importance_sampling_level="sequence"`` by ``objective="gspo"``. Non-default values are errors.
 * ``use_liger_kernel`` (deprecated in TRL 1.16) and ``use_adaptive_entropy`` are refused.
 
-Off-policy by default: ``num_iterations = 2``, so every generation batch is used for two optimiser passes and the
-second sees a ratio π_θ/π_old ≠ 1 — without that, every clipping objective reduces to plain PG and the choice of
-objective does not matter (TRL's default, 1 iteration, keeps the ratio identically 1).
+The defaults of ``objective``, ``advantage``, ``aggregation`` and ``num_iterations`` are ``RLConfig``'s
+(:mod:`dgpo.train.run_config`), the one place they are written. Off-policy by default: ``num_iterations = 2``,
+so every generation batch is used for two optimiser passes and the second sees a ratio π_θ/π_old ≠ 1 — without
+that, every clipping objective reduces to plain PG and the choice of objective does not matter (TRL's default,
+1 iteration, keeps the ratio identically 1).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from dgpo.advantages import ADVANTAGES
 from dgpo.aggregation import AGGREGATIONS
 from dgpo.losses import LOSSES, Objective, get_loss
 from dgpo.train.choices import check_choices
+from dgpo.train.run_config import RLConfig, default_of
 
 _TRL_DEFAULTS = {f.name: f.default for f in fields(GRPOConfig)}
 
@@ -35,13 +38,23 @@ _TRL_DEFAULTS = {f.name: f.default for f in fields(GRPOConfig)}
 class DGPOConfig(GRPOConfig):
     """GRPOConfig with ``objective``, ``objective_kwargs``, ``advantage`` and ``aggregation`` (see module doc)."""
 
-    objective: str = field(default="dgpo", metadata={"help": f"Objective: one of {', '.join(LOSSES)}."})
+    objective: str = field(
+        default=default_of(RLConfig, "objective"), metadata={"help": f"Objective: one of {', '.join(LOSSES)}."}
+    )
     objective_kwargs: dict[str, Any] = field(
         default_factory=dict, metadata={"help": "Parameters of the objective, e.g. {'n': 2, 'm': 2}."}
     )
-    advantage: str = field(default="grpo", metadata={"help": f"Advantage: one of {', '.join(ADVANTAGES)}."})
-    aggregation: str = field(default="token-mean", metadata={"help": f"Aggregation: one of {', '.join(AGGREGATIONS)}."})
-    num_iterations: int = field(default=2, metadata={"help": "Optimiser passes per generation batch (off-policy)."})
+    advantage: str = field(
+        default=default_of(RLConfig, "advantage"), metadata={"help": f"Advantage: one of {', '.join(ADVANTAGES)}."}
+    )
+    aggregation: str = field(
+        default=default_of(RLConfig, "aggregation"),
+        metadata={"help": f"Aggregation: one of {', '.join(AGGREGATIONS)}."},
+    )
+    num_iterations: int = field(
+        default=default_of(RLConfig, "num_iterations"),
+        metadata={"help": "Optimiser passes per generation batch (off-policy)."},
+    )
     logprob_token_tile: int | None = field(
         default=None,
         metadata={

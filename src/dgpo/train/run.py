@@ -25,7 +25,7 @@ from rich.table import Table
 
 from dgpo import distributed
 from dgpo.data.prompts import R1_TEMPLATE, format_problem
-from dgpo.data.train_sets import load_train_set
+from dgpo.data.train_sets import NAMED_DATASETS, load_train_set
 from dgpo.eval.backends import SamplingSettings, check_model_available, check_model_path, check_template
 from dgpo.eval.held_out import evaluate_rows
 from dgpo.fileio import write_atomically
@@ -34,8 +34,6 @@ from dgpo.train.run_dir import prepare_run_dir
 from dgpo.train.task import make_splits
 
 TINY_TEMPLATE = "{problem}"
-#: Names accepted by ``dataset``, resolved to files in $DGPO_DATA_DIR (default ./data).
-NAMED_DATASETS = {"dapo_math_17k": "dapo_math_17k.jsonl", "math": "math_train.jsonl", "gsm8k": "gsm8k_train.jsonl"}
 
 
 def template_for(cfg: RunConfig) -> str:

@@ -41,7 +41,11 @@ class WarmStartConfig:
 
 @dataclass
 class RLConfig:
-    """RL settings passed to ``DGPOConfig`` (TRL's GRPOConfig + the dgpo objective)."""
+    """RL settings passed to ``DGPOConfig`` (TRL's GRPOConfig + the dgpo objective).
+
+    The home of the defaults of ``objective``, ``advantage``, ``aggregation`` and ``num_iterations``:
+    ``DGPOConfig`` reads its own defaults of these fields from here.
+    """
 
     objective: str = "dgpo"
     objective_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -87,6 +91,19 @@ class RunConfig:
     @property
     def embedded(self) -> bool:
         return self.model is None
+
+
+def default_of(cls: type, name: str) -> Any:
+    """The default of dataclass ``cls``'s field ``name`` (its factory called for a mutable default), so that CLI
+    options, help texts and other configs read a default instead of typing it again."""
+    for f in dataclasses.fields(cls):
+        if f.name == name:
+            if f.default_factory is not dataclasses.MISSING:
+                return f.default_factory()
+            if f.default is dataclasses.MISSING:
+                raise ValueError(f"{cls.__name__}.{name} has no default")
+            return f.default
+    raise ValueError(f"{cls.__name__} has no field {name!r}")
 
 
 def to_dict(cfg: Any) -> dict:

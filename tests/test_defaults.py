@@ -1,0 +1,162 @@
+"""One home per default: the CLI, DGPOConfig and the docs read the defaults of the dataclasses and the choice lists
+of the registries instead of typing them again; these tests fail when a copy drifts."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dgpo.advantages import ADVANTAGES
+from dgpo.aggregation import AGGREGATIONS
+from dgpo.cli import app
+from dgpo.compare import DEFAULT_OBJECTIVES, QUICK_OBJECTIVES, QUICK_SEEDS, CompareSpec
+from dgpo.data.benchmarks import BENCHMARKS
+from dgpo.eval import EvalConfig
+from dgpo.eval.backends import BACKENDS
+from dgpo.losses import LOSSES
+from dgpo.train.run_config import RLConfig, RunConfig, WarmStartConfig, default_of, to_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+runner = CliRunner(env={"COLUMNS": "200"})
+
+
+def _help(command: str) -> str:
+    """``dgpo COMMAND --help`` as one line of words: rich's box characters and line wrapping removed."""
+    result = runner.invoke(app, [command, "--help"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    return " ".join(result.output.replace("│", " ").split())
+
+
+def _table(path: Path, header: str) -> list[list[str]]:
+    """The rows (cells stripped) of the markdown table in ``path`` whose header line starts with ``header``."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header))
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+    assert rows, f"empty table {header!r} in {path}"
+    return rows
+
+
+def _documented(cell: str):
+    """The default a table cell states: its first `code` (or **bold**) span, read as None, {}, a number or text."""
+    match = re.search(r"`([^`]+)`|\*\*([^*]+)\*\*", cell)
+    assert match, f"no default in cell {cell!r}"
+    text = match.group(1) or match.group(2)
+    if text == "None":
+        return None
+    if text == "{}":
+        return {}
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def test_dgpo_config_reads_its_defaults_from_rl_config():
+    pytest.importorskip("trl")
+    from dgpo.train.config import DGPOConfig
+
+    for name in ("objective", "objective_kwargs", "advantage", "aggregation", "num_iterations"):
+        assert default_of(DGPOConfig, name) == default_of(RLConfig, name), name
+
+
+def test_training_md_flag_table_matches_run_config():
+    defaults = to_dict(RunConfig())
+    rows = _table(ROOT / "docs" / "training.md", "| flag | config key | default |")
+    for flags, key, default in rows:
+        value = defaults
+        for part in key.strip("`").split("."):
+            value = value[part]
+        assert _documented(default) == value, f"{flags}: docs say {default}, RunConfig has {key} = {value!r}"
+    covered = {flag for flags, _, _ in rows for flag in re.findall(r"`(--[\w-]+)`", flags)}
+    train_flags = set(re.findall(r"(--[\w-]+)", _help("train"))) - {"--config", "--resume", "--overwrite", "--help"}
+    assert covered == train_flags - {"--no-overwrite"}
+
+
+def test_training_md_dgpo_config_table_matches_the_dataclass():
+    pytest.importorskip("trl")
+    from dgpo.train.config import DGPOConfig
+
+    rows = _table(ROOT / "docs" / "training.md", "| field | default | meaning |")
+    assert {row[0].strip("`") for row in rows} >= {"objective", "advantage", "aggregation", "num_iterations"}
+    for field, default, _ in rows:
+        assert _documented(default) == default_of(DGPOConfig, field.strip("`")), field
+
+
+def test_evaluation_md_table_matches_eval_config():
+    rows = _table(ROOT / "docs" / "evaluation.md", "| option | default |")
+    assert len(rows) >= 7
+    for option, default in rows:
+        name = option.strip("`").removeprefix("--").replace("-", "_")
+        if name == "benchmarks":
+            assert _documented(default) == "all" and default_of(EvalConfig, "benchmarks") == list(BENCHMARKS)
+            assert ", ".join(BENCHMARKS) in default
+        else:
+            assert _documented(default) == default_of(EvalConfig, name), option
+
+
+def test_eval_help_shows_eval_config_defaults_and_the_benchmarks():
+    text = _help("eval")
+    for option, name in (("k", "k"), ("temperature", "temperature"), ("top-p", "top_p"),
+                         ("max-new-tokens", "max_new_tokens"), ("seed", "seed"), ("backend", "backend")):  # fmt: skip
+        assert re.search(rf"--{option} .*?\(default {re.escape(str(default_of(EvalConfig, name)))}[;)]", text), name
+    assert ",".join(BENCHMARKS) in text
+    assert ", ".join(BACKENDS) in text
+
+
+def test_train_help_shows_run_config_defaults_and_the_registries():
+    text = _help("train")
+    assert f"{', '.join(LOSSES)} (default {default_of(RLConfig, 'objective')})" in text
+    assert f"{', '.join(ADVANTAGES)} (default {default_of(RLConfig, 'advantage')})" in text
+    assert f"{', '.join(AGGREGATIONS)} (default {default_of(RLConfig, 'aggregation')})" in text
+    assert f"RL optimiser steps (default {default_of(RLConfig, 'max_steps')})" in text
+    assert f"RL learning rate (default {default_of(RLConfig, 'learning_rate')})" in text
+    assert f"(default {default_of(RunConfig, 'output_dir')})" in text
+    assert f"default {default_of(WarmStartConfig, 'steps')})" in text
+
+
+def test_compare_help_shows_compare_spec_defaults_and_the_presets():
+    text = _help("compare")
+    assert f"(default {default_of(CompareSpec, 'seeds')}; {QUICK_SEEDS} with --quick)" in text
+    assert f"RL steps per run (default {default_of(CompareSpec, 'steps')})" in text
+    assert f"in minutes (default {default_of(CompareSpec, 'minutes'):g})" in text
+    assert f"(default {','.join(DEFAULT_OBJECTIVES)}; {','.join(QUICK_OBJECTIVES)} with --quick)" in text
+    assert ", ".join(LOSSES) in text
+    assert default_of(CompareSpec, "objectives") == DEFAULT_OBJECTIVES
+
+
+@pytest.mark.parametrize(
+    ("args", "objectives", "seeds"),
+    [([], DEFAULT_OBJECTIVES, None), (["--quick"], QUICK_OBJECTIVES, QUICK_SEEDS),
+     (["--quick", "--seeds", "1", "--objectives", "pg"], ("pg",), 1)],
+)  # fmt: skip
+def test_compare_fills_unset_options_from_compare_spec(monkeypatch, tmp_path, args, objectives, seeds):
+    import dgpo.compare
+
+    seen = []
+    monkeypatch.setattr(dgpo.compare, "run_compare", seen.append)
+    result = runner.invoke(app, ["compare", "--out", str(tmp_path / "c"), *args])
+    assert result.exit_code == 0, result.output
+    (spec,) = seen
+    assert spec.objectives == objectives
+    assert spec.seeds == (seeds if seeds is not None else default_of(CompareSpec, "seeds"))
+    assert (spec.steps, spec.minutes) == (default_of(CompareSpec, "steps"), default_of(CompareSpec, "minutes"))
+
+
+def test_eval_fills_unset_options_from_eval_config(monkeypatch, tmp_path):
+    import dgpo.eval
+
+    seen = []
+    monkeypatch.setattr(dgpo.eval, "run_eval", lambda cfg, generate: seen.append(cfg))
+    result = runner.invoke(app, ["eval", "--model", "m", "--out", str(tmp_path / "e"), "--k", "4"])
+    assert result.exit_code == 0, result.output
+    (cfg,) = seen
+    assert cfg == EvalConfig(model="m", out=str(tmp_path / "e"), k=4)
