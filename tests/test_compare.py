@@ -89,6 +89,15 @@ SMALL = {
 }
 
 
+def wait_for(condition, process: subprocess.Popen, what: str, give_up_s: float = 600) -> None:
+    """Poll ``condition`` until it holds; fail clearly if ``process`` exits first (the deadline only stops a hang)."""
+    give_up = time.monotonic() + give_up_s
+    while not condition():
+        assert process.poll() is None, f"the process exited with {process.returncode} before {what}"
+        assert time.monotonic() < give_up, f"gave up after {give_up_s:g} s waiting for {what}"
+        time.sleep(0.05)
+
+
 def test_compare_finishes_resumes_after_a_kill_and_writes_the_table(tmp_path):
     config = tmp_path / "small.yaml"
     config.write_text(yaml.safe_dump(SMALL))
@@ -96,13 +105,15 @@ def test_compare_finishes_resumes_after_a_kill_and_writes_the_table(tmp_path):
     command = [sys.executable, "-m", "dgpo.cli", "compare", "--out", str(out), "--objectives", "grpo,dgpo",
                "--seeds", "2", "--steps", "2", "--config", str(config)]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Killed as soon as the first of the four runs (grpo seed 0, dgpo seed 0, grpo seed 1, dgpo seed 1) finishes.
     first = out / "runs" / "grpo-seed0" / "results.json"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and not first.exists():
-        time.sleep(0.1)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert first.exists()
+    try:
+        wait_for(first.exists, process, "the first run's results.json")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    assert not (out / "runs" / "dgpo-seed1" / "results.json").exists(), "the kill should land mid-comparison"
+    assert not (out / "table.md").exists()
     finished_at = first.stat().st_mtime
 
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)

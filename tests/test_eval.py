@@ -25,6 +25,15 @@ def read_samples(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+def wait_for(condition, process: subprocess.Popen, what: str, give_up_s: float = 300) -> None:
+    """Poll ``condition`` until it holds; fail clearly if ``process`` exits first (the deadline only stops a hang)."""
+    give_up = time.monotonic() + give_up_s
+    while not condition():
+        assert process.poll() is None, f"the process exited with {process.returncode} before {what}"
+        assert time.monotonic() < give_up, f"gave up after {give_up_s:g} s waiting for {what}"
+        time.sleep(0.05)
+
+
 def test_pipeline_counts_and_resume(tiny_model_dir, tmp_path):
     out = tmp_path / "eval"
     cfg = EvalConfig(model=str(tiny_model_dir), out=str(out), k=2, limit=3, batch_size=6, **FAST)
@@ -81,11 +90,12 @@ def test_kill_and_resume_loses_and_repeats_nothing(tiny_model_dir, tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     path = out / "samples.jsonl"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and (not path.exists() or len(path.read_text().splitlines()) < 6):
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    # Killed as soon as 6 of the 48 samples are on disk.
+    try:
+        wait_for(lambda: path.exists() and path.read_bytes().count(b"\n") >= 6, process, "6 lines in samples.jsonl")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
     kept = path.read_bytes()
     kept = kept[: kept.rfind(b"\n") + 1]
     assert 6 <= kept.count(b"\n") < 2 * 6 * 4, "the kill should land mid-run"

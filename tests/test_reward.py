@@ -96,14 +96,19 @@ ADVERSARIAL = [
 
 
 def test_adversarial_inputs_return_zero_within_the_timeout(verifier):
-    start = time.monotonic()
+    before = verifier.metrics()
     scored = verifier.score(ADVERSARIAL, ["1"] * len(ADVERSARIAL))
-    elapsed = time.monotonic() - start
     assert [s.reward for s in scored] == [0.0] * len(ADVERSARIAL)
-    # All run in parallel on 2 workers; the slowest is cut at the 3 s timeout (+ one dispatch round).
-    assert elapsed < 2 * 3.0 + 2.0, elapsed
-    statuses = {s.status for s in scored}
-    assert statuses <= {"incorrect", "timeout", "error", "too_long", "no_answer"}
+    statuses = [s.status for s in scored]
+    assert set(statuses) <= {"incorrect", "timeout", "error", "too_long", "no_answer"}
+    # The power tower cannot be decided: the pool cuts it at the deadline (only a deadline answers "timeout").
+    assert statuses[0] == "timeout", scored[0]
+    after = verifier.metrics()
+    assert after["reward/timeout"] - before["reward/timeout"] == statuses.count("timeout")
+    assert after["reward/scored"] - before["reward/scored"] == len(ADVERSARIAL)
+    # The killed workers were replaced: the pool still answers.
+    assert len(verifier.pool.pids) == 2
+    assert [s.reward for s in verifier.score([r"\boxed{\sqrt{8}}"] * 2, [r"2\sqrt{2}"] * 2)] == [1.0, 1.0]
 
 
 def test_a_timeout_scores_zero_is_counted_and_the_worker_is_replaced():
@@ -111,10 +116,8 @@ def test_a_timeout_scores_zero_is_counted_and_the_worker_is_replaced():
     try:
         v.score([r"\boxed{1}"], [r"\sqrt{2}"])  # warm the worker up
         before = v.pool.pids
-        start = time.monotonic()
         (scored,) = v.score([r"\boxed{10^{10^{10^{10}}}}"], ["1"])
-        assert time.monotonic() - start < 3.0
-        assert scored.reward == 0.0 and scored.status == "timeout"
+        assert scored.reward == 0.0 and scored.status == "timeout"  # answered by the pool's deadline
         metrics = v.metrics()
         assert metrics["reward/timeout"] == 1.0
         # A timeout is not a death and is not retried: the same input would hang the next worker too.
@@ -147,21 +150,22 @@ def test_single_answer_and_verl_hook():
 def test_workers_die_when_the_parent_is_killed(tmp_path):
     script = tmp_path / "parent.py"
     script.write_text(
-        "import sys, time\n"
+        "import sys\n"
         "from dgpo.rewards import MathVerifier\n"
         "v = MathVerifier(workers=2)\n"
         "v.score([r'\\boxed{1}'], [r'\\sqrt{1}'])\n"
         "print(*v.pool.pids, flush=True)\n"
-        "time.sleep(60)\n"
+        "sys.stdin.read()\n"  # holds until killed
     )
-    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    parent = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     pids = [int(p) for p in parent.stdout.readline().split()]
     assert len(pids) == 2
     parent.send_signal(signal.SIGKILL)
     parent.wait()
-    deadline = time.monotonic() + 10
+    parent.stdin.close()
+    give_up = time.monotonic() + 60  # only against a hang: the workers notice at once that their parent is gone
     alive = pids
-    while alive and time.monotonic() < deadline:
+    while alive and time.monotonic() < give_up:
         alive = [pid for pid in pids if _alive(pid)]
         time.sleep(0.1)
     assert not alive, f"orphaned reward workers: {alive}"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import time
+import sys
 
 import pytest
 
+from dgpo.rewards import extract as extract_module
 from dgpo.rewards import extract_answer, extract_boxed, fast_equal, normalize
+from dgpo.rewards.extract import MAX_BOXES_TRIED
 
 
 @pytest.mark.parametrize(
@@ -36,19 +38,57 @@ def test_answer_is_fallback_is_off_by_default():
         extract_answer("x", fallback="last_number")
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
-        "\\boxed{" + "{" * 10_000 + "1" + "}" * 10_000 + "}",
-        "x" * 1_000_000 + r"\boxed{5}",
-        "\\boxed{" * 100_000,
-        "}" * 500_000 + "{" * 500_000,
-    ],
-)
-def test_extraction_is_linear_on_adversarial_text(text):
-    start = time.perf_counter()
-    extract_boxed(text)
-    assert time.perf_counter() - start < 0.5
+def _lines_run(function, *args) -> int:
+    """How many Python lines of dgpo.rewards.extract run during ``function(*args)``: a clock-free work count."""
+    count = 0
+
+    def tracer(frame, event, arg):
+        nonlocal count
+        if frame.f_code.co_filename != extract_module.__file__:
+            return None
+        if event == "line":
+            count += 1
+        return tracer
+
+    previous = sys.gettrace()
+    sys.settrace(tracer)
+    try:
+        function(*args)
+    finally:
+        sys.settrace(previous)
+    return count
+
+
+#: Adversarial completions of size ~n: deep nesting, a long prefix, many unclosed boxes, braces inside out.
+ADVERSARIAL = {
+    "deep nesting": lambda n: "\\boxed{" + "{" * n + "1" + "}" * n + "}",
+    "long prefix": lambda n: "x" * (100 * n) + r"\boxed{5}",
+    "unclosed boxes": lambda n: "\\boxed{" * n,
+    "unclosed boxes then braces": lambda n: "\\boxed{" * n + "{" * n,
+    "inside-out braces": lambda n: "}" * n + "{" * n,
+    "boxes of unclosed groups": lambda n: (r"\boxed{{" + "{" * 50) * (n // 50),
+}
+
+
+@pytest.mark.parametrize("make", ADVERSARIAL.values(), ids=ADVERSARIAL.keys())
+def test_extraction_is_linear_on_adversarial_text(make, monkeypatch):
+    # Work is counted, not timed: the Python lines the extractor runs on inputs of size n and 2n. Linear work
+    # at most doubles (plus a constant); a scan restarted at every box, or every brace, would quadruple it.
+    tried = []
+    braced = extract_module._braced
+    monkeypatch.setattr(extract_module, "_braced", lambda text, start: tried.append(start) or braced(text, start))
+    small, large = (_lines_run(extract_boxed, make(n)) for n in (2_000, 4_000))
+    assert large <= 2.2 * small + 100, (small, large)
+    assert len(tried) <= 2 * MAX_BOXES_TRIED  # the brace groups scanned, over both calls: a constant per call
+
+
+def test_the_work_counter_sees_quadratic_work():
+    # The counter above would catch a quadratic extractor: this one rescans the text once per opening brace.
+    def quadratic(text):
+        return [extract_module._braced(text, i) for i in range(len(text)) if text[i] == "{"]
+
+    small, large = (_lines_run(quadratic, "{" * n) for n in (200, 400))
+    assert large > 3.5 * small
 
 
 @pytest.mark.parametrize(
