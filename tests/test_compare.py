@@ -7,7 +7,6 @@ import math
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from dgpo.cli import app
 from dgpo.losses import LOSSES
 from dgpo.plot import CURVES, plot_runs, plot_weights
 from dgpo.stats import t_interval
+from polling import wait_for
 
 
 def test_t_interval_hand_computed():
@@ -87,15 +87,6 @@ SMALL = {
     "rl": {"save_steps": 2, "per_device_train_batch_size": 8, "num_generations": 4, "reward_workers": 1},
     "held_out": {"k": 1, "max_new_tokens": 40},
 }
-
-
-def wait_for(condition, process: subprocess.Popen, what: str, give_up_s: float = 600) -> None:
-    """Poll ``condition`` until it holds; fail clearly if ``process`` exits first (the deadline only stops a hang)."""
-    give_up = time.monotonic() + give_up_s
-    while not condition():
-        assert process.poll() is None, f"the process exited with {process.returncode} before {what}"
-        assert time.monotonic() < give_up, f"gave up after {give_up_s:g} s waiting for {what}"
-        time.sleep(0.05)
 
 
 def test_compare_finishes_resumes_after_a_kill_and_writes_the_table(tmp_path):

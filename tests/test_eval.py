@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,21 +16,13 @@ from typer.testing import CliRunner
 from dgpo.cli import app
 from dgpo.data import BENCHMARKS
 from dgpo.eval import EvalConfig, run_eval
+from polling import wait_for
 
 FAST = {"max_new_tokens": 6, "temperature": 1.0, "reward_workers": 1}
 
 
 def read_samples(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-def wait_for(condition, process: subprocess.Popen, what: str, give_up_s: float = 300) -> None:
-    """Poll ``condition`` until it holds; fail clearly if ``process`` exits first (the deadline only stops a hang)."""
-    give_up = time.monotonic() + give_up_s
-    while not condition():
-        assert process.poll() is None, f"the process exited with {process.returncode} before {what}"
-        assert time.monotonic() < give_up, f"gave up after {give_up_s:g} s waiting for {what}"
-        time.sleep(0.05)
 
 
 def test_pipeline_counts_and_resume(tiny_model_dir, tmp_path):
@@ -92,7 +83,8 @@ def test_kill_and_resume_loses_and_repeats_nothing(tiny_model_dir, tmp_path):
     path = out / "samples.jsonl"
     # Killed as soon as 6 of the 48 samples are on disk.
     try:
-        wait_for(lambda: path.exists() and path.read_bytes().count(b"\n") >= 6, process, "6 lines in samples.jsonl")
+        six_lines = lambda: path.exists() and path.read_bytes().count(b"\n") >= 6  # noqa: E731
+        wait_for(six_lines, process, "6 lines in samples.jsonl", give_up_s=300)
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()

@@ -7,7 +7,6 @@ import math
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from typer.testing import CliRunner
 
 from dgpo.cli import app
 from dgpo.train.trl import COMPLETE_MARKER
+from polling import wait_for
 
 #: Timing and counters that legitimately differ between an interrupted and an uninterrupted run.
 VOLATILE = {"step_time", "train_runtime", "train_samples_per_second", "train_steps_per_second", "epoch"}
@@ -44,15 +44,6 @@ def write_config(tmp_path: Path, **extra) -> Path:
 
 def read_metrics(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-
-
-def wait_for(condition, process: subprocess.Popen, what: str, give_up_s: float = 600) -> None:
-    """Poll ``condition`` until it holds; fail clearly if ``process`` exits first (the deadline only stops a hang)."""
-    give_up = time.monotonic() + give_up_s
-    while not condition():
-        assert process.poll() is None, f"the process exited with {process.returncode} before {what}"
-        assert time.monotonic() < give_up, f"gave up after {give_up_s:g} s waiting for {what}"
-        time.sleep(0.05)
 
 
 #: The default task and warm start with a 50-item held-out split, 6 RL steps: about 50 s on 2 cores.
