@@ -68,9 +68,8 @@ def build_trainer(kind: str, model_dir: Path, out_dir: Path, steps: int, complet
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
+    from dgpo.integrations.trl import DGPOConfig, DGPOTrainer
     from dgpo.tiny import load_tokenizer
-    from dgpo.train.config import DGPOConfig
-    from dgpo.train.trl import DGPOTrainer
 
     common = dict(
         output_dir=str(out_dir / kind),

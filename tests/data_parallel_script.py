@@ -98,9 +98,8 @@ def main() -> None:
     from datasets import Dataset
 
     from dgpo import distributed
+    from dgpo.integrations.trl import DGPOConfig, DGPOTrainer
     from dgpo.tiny import load_tokenizer
-    from dgpo.train.config import DGPOConfig
-    from dgpo.train.trl import DGPOTrainer
 
     if args.drop_global_counts:
         drop_global_counts(DGPOTrainer)

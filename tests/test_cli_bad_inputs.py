@@ -41,7 +41,7 @@ CASES = [
     ("yaml-missing", ["train", "--config", "nope.yaml"], {}, "config file not found: nope.yaml"),
     ("yaml-is-a-directory", ["train", "--config", "conf"], {"conf/": None}, "config file conf is a directory"),
     ("yaml-objective-kwarg-type", ["train", "--config", "c.yaml"], {"c.yaml": "rl: {objective_kwargs: {n: abc}}\n"},
-     "rl.objective_kwargs: DGPOConfig.n must be a number, got 'abc'"),
+     "rl.objective_kwargs: DGPOLossConfig.n must be a number, got 'abc'"),
     ("yaml-null-output-dir", ["train", "--config", "c.yaml"], {"c.yaml": "output_dir: null\n"},
      "config key 'output_dir' must be a string, got None"),
     ("yaml-bad-template", ["train", "--config", "c.yaml"], {"c.yaml": "template: '{problem} \\boxed{}'\n"},

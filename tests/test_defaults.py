@@ -62,7 +62,7 @@ def _documented(cell: str):
 
 def test_dgpo_config_reads_its_defaults_from_rl_config():
     pytest.importorskip("trl")
-    from dgpo.train.config import DGPOConfig
+    from dgpo.integrations.trl import DGPOConfig
 
     for name in ("objective", "objective_kwargs", "advantage", "aggregation", "num_iterations"):
         assert default_of(DGPOConfig, name) == default_of(RLConfig, name), name
@@ -83,7 +83,7 @@ def test_training_md_flag_table_matches_run_config():
 
 def test_training_md_dgpo_config_table_matches_the_dataclass():
     pytest.importorskip("trl")
-    from dgpo.train.config import DGPOConfig
+    from dgpo.integrations.trl import DGPOConfig
 
     rows = _table(ROOT / "docs" / "training.md", "| field | default | meaning |")
     assert {row[0].strip("`") for row in rows} >= {"objective", "advantage", "aggregation", "num_iterations"}

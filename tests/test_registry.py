@@ -40,26 +40,26 @@ def test_unknown_parameter_lists_the_objectives_parameters():
 
 
 BAD_VALUES = [
-    ("grpo", {"eps_low": 0.0}, r"GRPOConfig.eps_low must be in \(0, 1\), got 0.0"),
-    ("grpo", {"eps_low": 1.0}, r"GRPOConfig.eps_low must be in \(0, 1\)"),
-    ("dapo", {"eps_low": -0.1}, r"DAPOConfig.eps_low must be in \(0, 1\)"),
-    ("grpo", {"eps_high": 0.0}, r"GRPOConfig.eps_high must be > 0"),
-    ("grpo", {"dual_clip_c": 1.1}, r"GRPOConfig.dual_clip_c must be > 1 \+ eps_high = 1.2 or None, got 1.1"),
-    ("cispo", {"eps_low": 0.0}, r"CISPOConfig.eps_low must be > 0"),
-    ("cispo", {"eps_high": -1.0}, r"CISPOConfig.eps_high must be > 0"),
-    ("gppo", {"dual_clip_c": 1.28}, r"GPPOConfig.dual_clip_c must be > 1 \+ eps_high = 1.28"),
-    ("ce_gppo", {"beta1": 0.0}, r"CEGPPOConfig.beta1 must be > 0"),
-    ("ce_gppo", {"beta2": -1.0}, r"CEGPPOConfig.beta2 must be > 0"),
-    ("aspo", {"dual_clip_c": None}, r"ASPOConfig.dual_clip_c must be > 1 \+ eps_high"),
-    ("aspo", {"dual_clip_c": 1.0}, r"ASPOConfig.dual_clip_c must be > 1 \+ eps_high = 1.2"),
-    ("gspo", {"eps_low": 1.5}, r"GSPOConfig.eps_low must be in \(0, 1\)"),
-    ("sapo", {"tau_pos": 0.0}, r"SAPOConfig.tau_pos must be > 0"),
-    ("sapo", {"tau_neg": -2.0}, r"SAPOConfig.tau_neg must be > 0"),
-    ("dgpo", {"n": 0.0}, r"DGPOConfig.n must be > 0, got 0.0"),
-    ("dgpo", {"m": -1.0}, r"DGPOConfig.m must be > 0"),
-    ("dgpo", {"eps_low": 1.0}, r"DGPOConfig.eps_low must be in \(0, 1\)"),
-    ("dgpo", {"n": float("nan")}, r"DGPOConfig.n must be finite"),
-    ("dgpo", {"eps_high": float("inf")}, r"DGPOConfig.eps_high must be finite"),
+    ("grpo", {"eps_low": 0.0}, r"GRPOLossConfig.eps_low must be in \(0, 1\), got 0.0"),
+    ("grpo", {"eps_low": 1.0}, r"GRPOLossConfig.eps_low must be in \(0, 1\)"),
+    ("dapo", {"eps_low": -0.1}, r"DAPOLossConfig.eps_low must be in \(0, 1\)"),
+    ("grpo", {"eps_high": 0.0}, r"GRPOLossConfig.eps_high must be > 0"),
+    ("grpo", {"dual_clip_c": 1.1}, r"GRPOLossConfig.dual_clip_c must be > 1 \+ eps_high = 1.2 or None, got 1.1"),
+    ("cispo", {"eps_low": 0.0}, r"CISPOLossConfig.eps_low must be > 0"),
+    ("cispo", {"eps_high": -1.0}, r"CISPOLossConfig.eps_high must be > 0"),
+    ("gppo", {"dual_clip_c": 1.28}, r"GPPOLossConfig.dual_clip_c must be > 1 \+ eps_high = 1.28"),
+    ("ce_gppo", {"beta1": 0.0}, r"CEGPPOLossConfig.beta1 must be > 0"),
+    ("ce_gppo", {"beta2": -1.0}, r"CEGPPOLossConfig.beta2 must be > 0"),
+    ("aspo", {"dual_clip_c": None}, r"ASPOLossConfig.dual_clip_c must be > 1 \+ eps_high"),
+    ("aspo", {"dual_clip_c": 1.0}, r"ASPOLossConfig.dual_clip_c must be > 1 \+ eps_high = 1.2"),
+    ("gspo", {"eps_low": 1.5}, r"GSPOLossConfig.eps_low must be in \(0, 1\)"),
+    ("sapo", {"tau_pos": 0.0}, r"SAPOLossConfig.tau_pos must be > 0"),
+    ("sapo", {"tau_neg": -2.0}, r"SAPOLossConfig.tau_neg must be > 0"),
+    ("dgpo", {"n": 0.0}, r"DGPOLossConfig.n must be > 0, got 0.0"),
+    ("dgpo", {"m": -1.0}, r"DGPOLossConfig.m must be > 0"),
+    ("dgpo", {"eps_low": 1.0}, r"DGPOLossConfig.eps_low must be in \(0, 1\)"),
+    ("dgpo", {"n": float("nan")}, r"DGPOLossConfig.n must be finite"),
+    ("dgpo", {"eps_high": float("inf")}, r"DGPOLossConfig.eps_high must be finite"),
 ]
 
 
@@ -71,7 +71,7 @@ def test_out_of_range_values_name_the_field_and_range(name, params, message):
 
 @pytest.mark.parametrize("value", [True, "0.2", [0.2]])
 def test_non_numbers_are_rejected(value):
-    with pytest.raises(TypeError, match=r"DGPOConfig\.eps_low must be a number"):
+    with pytest.raises(TypeError, match=r"DGPOLossConfig\.eps_low must be a number"):
         get_loss("dgpo", eps_low=value)
 
 

@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from dgpo.cli import app
-from dgpo.train.trl import COMPLETE_MARKER
+from dgpo.train.checkpoints import COMPLETE_MARKER
 from polling import wait_for
 
 #: Timing and counters that legitimately differ between an interrupted and an uninterrupted run.
@@ -146,7 +146,7 @@ def test_kill_and_resume_gives_the_same_metrics_at_every_step(tmp_path):
     ("args", "message"),
     [
         (["--objective", "nope"], "unknown objective 'nope'; valid objectives: pg, grpo"),
-        (["--objective", "dgpo", "--n", "-1"], "DGPOConfig.n must be > 0"),
+        (["--objective", "dgpo", "--n", "-1"], "DGPOLossConfig.n must be > 0"),
         (["--lr", "0"], "rl.learning_rate must be > 0"),
         (["--model", "/no/such/model", "--dataset", "x.jsonl"], "model path not found: /no/such/model"),
         (["--model", "/no/such/model"], "model path not found"),
@@ -202,8 +202,7 @@ def test_a_given_model_and_dataset_train_without_warm_start(tiny_model_dir, tmp_
 
 
 def test_only_completely_written_checkpoints_are_resumed(tmp_path):
-    from dgpo.train.run import last_checkpoint
-    from dgpo.train.trl import COMPLETE_MARKER
+    from dgpo.train.checkpoints import COMPLETE_MARKER, last_checkpoint
 
     for step, complete in ((2, True), (4, True), (6, False)):
         folder = tmp_path / f"checkpoint-{step}"

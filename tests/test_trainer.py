@@ -8,9 +8,8 @@ from datasets import Dataset
 from trl import GRPOConfig, GRPOTrainer
 
 from dgpo.advantages import compute_advantages
+from dgpo.integrations.trl import DGPOConfig, DGPOTrainer
 from dgpo.tiny import load_tokenizer
-from dgpo.train.config import DGPOConfig
-from dgpo.train.trl import DGPOTrainer
 
 B, P, C = 8, 5, 7  # sequences, prompt tokens, completion tokens
 
@@ -150,7 +149,7 @@ def test_advantages_are_recomputed_by_dgpo(tiny_model_dir, tmp_path):
     ("kwargs", "message"),
     [
         ({"objective": "nope"}, "unknown objective 'nope'; valid objectives: pg, grpo"),
-        ({"objective_kwargs": {"n": -1}}, r"DGPOConfig.n must be > 0"),
+        ({"objective_kwargs": {"n": -1}}, r"DGPOLossConfig.n must be > 0"),
         ({"objective_kwargs": {"k": 1}}, r"unknown parameter\(s\) k for objective 'dgpo'"),
         ({"advantage": "ppo"}, "unknown advantage 'ppo'"),
         ({"aggregation": "mean"}, "unknown aggregation 'mean'"),

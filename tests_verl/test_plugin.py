@@ -86,7 +86,7 @@ def test_stock_policy_loss_config_keeps_the_defaults_of_the_dgpo_parameters():
          "actor_rollout_ref.rollout.n=4"]
     )  # fmt: skip
     config = objective_for("dgpo", stock).config
-    assert (config.n, config.m) == (1.0, 2.0)  # DGPOConfig defaults
+    assert (config.n, config.m) == (1.0, 2.0)  # DGPOLossConfig defaults
     assert objective_for("ce_gppo", stock).config.beta1 == 0.5
     assert objective_for("sapo", stock).config.tau_neg == stock.tau_neg
 

@@ -1,1 +1,2 @@
-"""Adapters to other training engines (verl). Each imports its engine; nothing here is imported by the core."""
+"""Adapters to training engines: ``trl`` (DGPOTrainer) and ``verl`` (the plugin). Each imports its engine; the
+core never imports them."""

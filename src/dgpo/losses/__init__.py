@@ -13,32 +13,32 @@ Imports torch only.
 from dgpo.losses import ppo, soft, aspo, gspo, sapo, dgpo  # noqa: F401  (imported for registration)
 
 # isort: on
-from dgpo.losses.aspo import ASPOConfig
+from dgpo.losses.aspo import ASPOLossConfig
 from dgpo.losses.config import LossConfig
-from dgpo.losses.dgpo import DGPOConfig
-from dgpo.losses.gspo import GSPOConfig
+from dgpo.losses.dgpo import DGPOLossConfig
+from dgpo.losses.gspo import GSPOLossConfig
 from dgpo.losses.inputs import LOG_RATIO_CLAMP
-from dgpo.losses.ppo import DAPOConfig, GRPOConfig, PGConfig
+from dgpo.losses.ppo import DAPOLossConfig, GRPOLossConfig, PGLossConfig
 from dgpo.losses.registry import LOSS_FUNCTIONS, LOSSES, Objective, get_loss, register
-from dgpo.losses.sapo import SAPOConfig
-from dgpo.losses.soft import CEGPPOConfig, CISPOConfig, GPPOConfig
+from dgpo.losses.sapo import SAPOLossConfig
+from dgpo.losses.soft import CEGPPOLossConfig, CISPOLossConfig, GPPOLossConfig
 
 __all__ = [
     "LOG_RATIO_CLAMP",
     "LOSSES",
     "LOSS_FUNCTIONS",
-    "ASPOConfig",
-    "CEGPPOConfig",
-    "CISPOConfig",
-    "DAPOConfig",
-    "DGPOConfig",
-    "GPPOConfig",
-    "GRPOConfig",
-    "GSPOConfig",
+    "ASPOLossConfig",
+    "CEGPPOLossConfig",
+    "CISPOLossConfig",
+    "DAPOLossConfig",
+    "DGPOLossConfig",
+    "GPPOLossConfig",
+    "GRPOLossConfig",
+    "GSPOLossConfig",
     "LossConfig",
     "Objective",
-    "PGConfig",
-    "SAPOConfig",
+    "PGLossConfig",
+    "SAPOLossConfig",
     "get_loss",
     "register",
 ]

@@ -15,7 +15,7 @@ from dgpo.losses.registry import register
 
 
 @dataclass(frozen=True)
-class ASPOConfig(LossConfig):
+class ASPOLossConfig(LossConfig):
     """ASPO: hard clip on LN/HP, soft cap ``dual_clip_c`` on the flipped weight of LP and the weight of HN."""
 
     eps_low: float = 0.2
@@ -24,12 +24,12 @@ class ASPOConfig(LossConfig):
 
     def validate(self) -> None:
         if self.dual_clip_c is None:
-            raise ValueError("ASPOConfig.dual_clip_c must be > 1 + eps_high (ASPO always caps), got None")
+            raise ValueError("ASPOLossConfig.dual_clip_c must be > 1 + eps_high (ASPO always caps), got None")
         self._check_trust_region()
 
 
-@register("aspo", ASPOConfig)
-def aspo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: ASPOConfig) -> tuple[Tensor, dict]:
+@register("aspo", ASPOLossConfig)
+def aspo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: ASPOLossConfig) -> tuple[Tensor, dict]:
     """Asymmetric importance-sampling policy optimisation.
 
     Weight (regions decided on r and the sign of Â):
@@ -41,7 +41,7 @@ def aspo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: AS
     Forward value ``−Â·sg(w)·log π`` (only the gradient ``−Â·w`` is the contract).
 
     Args:
-        logp, old_logp, mask: (B, T). adv: (B,) or (B, T). cfg: :class:`ASPOConfig`.
+        logp, old_logp, mask: (B, T). adv: (B,) or (B, T). cfg: :class:`ASPOLossConfig`.
 
     Returns:
         per_token_loss (B, T), zero on padding; metrics under :data:`dgpo.metrics.OBJECTIVE_METRIC_KEYS`.

@@ -16,7 +16,7 @@ from dgpo.losses.registry import register
 
 
 @dataclass(frozen=True)
-class DGPOConfig(LossConfig):
+class DGPOLossConfig(LossConfig):
     """DGPO decay exponents: ``n`` on the left boundary (LN), ``m`` on the right (HP).
 
     The paper finds (n, m) = (1, 2) robust and uses (2, 2) for 1.5B models; m = 1 makes HP equal to GPPO's.
@@ -32,8 +32,8 @@ class DGPOConfig(LossConfig):
         self._check_trust_region()
 
 
-@register("dgpo", DGPOConfig)
-def dgpo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: DGPOConfig) -> tuple[Tensor, dict]:
+@register("dgpo", DGPOLossConfig)
+def dgpo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: DGPOLossConfig) -> tuple[Tensor, dict]:
     """Decoupled gradient policy optimisation.
 
     Weight (``w = W·π``, W the probability-gradient weight):
@@ -46,7 +46,7 @@ def dgpo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: DG
     surrogate ``exp(logp + n·sg(logp) − (n+1)·old_logp)/(1−ε_low)^n`` on LN in value and gradient.
 
     Args:
-        logp, old_logp, mask: (B, T). adv: (B,) or (B, T). cfg: :class:`DGPOConfig`.
+        logp, old_logp, mask: (B, T). adv: (B,) or (B, T). cfg: :class:`DGPOLossConfig`.
 
     Returns:
         per_token_loss (B, T), zero on padding; metrics under :data:`dgpo.metrics.OBJECTIVE_METRIC_KEYS`.

@@ -15,7 +15,7 @@ from dgpo.losses.registry import register
 
 
 @dataclass(frozen=True)
-class GSPOConfig(LossConfig):
+class GSPOLossConfig(LossConfig):
     """GSPO's trust region is tiny because the sequence ratio is a geometric mean (paper: 3e-4 / 4e-4)."""
 
     eps_low: float = 3e-4
@@ -25,8 +25,8 @@ class GSPOConfig(LossConfig):
         self._check_trust_region()
 
 
-@register("gspo", GSPOConfig)
-def gspo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: GSPOConfig) -> tuple[Tensor, dict]:
+@register("gspo", GSPOLossConfig)
+def gspo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: GSPOLossConfig) -> tuple[Tensor, dict]:
     """Group sequence policy optimisation (GSPO-token form).
 
     Formula: ``s = exp(masked mean over the sequence of log r)``, the same for every token of a sequence, used as
@@ -34,7 +34,7 @@ def gspo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: GS
     on ``s``; weight ``w = s`` except ``w = 0`` where s is clipped (LN, HP). Meant for ``seq-mean-token-mean``.
 
     Args:
-        logp, old_logp, mask: (B, T). adv: (B,) or (B, T). cfg: :class:`GSPOConfig`.
+        logp, old_logp, mask: (B, T). adv: (B,) or (B, T). cfg: :class:`GSPOLossConfig`.
 
     Returns:
         per_token_loss (B, T), zero on padding; metrics under :data:`dgpo.metrics.OBJECTIVE_METRIC_KEYS`

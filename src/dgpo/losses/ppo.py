@@ -16,12 +16,12 @@ from dgpo.metrics import DIAGNOSTIC_EPS
 
 
 @dataclass(frozen=True)
-class PGConfig(LossConfig):
+class PGLossConfig(LossConfig):
     """``pg`` has no parameters."""
 
 
 @dataclass(frozen=True)
-class GRPOConfig(LossConfig):
+class GRPOLossConfig(LossConfig):
     """PPO/GRPO clipping. ``dual_clip_c`` None disables dual-clip."""
 
     eps_low: float = 0.2
@@ -33,14 +33,14 @@ class GRPOConfig(LossConfig):
 
 
 @dataclass(frozen=True)
-class DAPOConfig(GRPOConfig):
+class DAPOLossConfig(GRPOLossConfig):
     """DAPO's clip-higher: ``grpo`` with a wider upper bound (the objective, not TRL's ``loss_type="dapo"``)."""
 
     eps_high: float = 0.28
 
 
-@register("pg", PGConfig)
-def pg_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: PGConfig) -> tuple[Tensor, dict]:
+@register("pg", PGLossConfig)
+def pg_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: PGLossConfig) -> tuple[Tensor, dict]:
     """Importance-weighted policy gradient, no clipping.
 
     Formula: ``loss = −Â·r`` with ``r = π_θ/π_old``; weight ``w = r`` everywhere.
@@ -60,7 +60,7 @@ def pg_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: PGCo
     return assemble(x, x.ratio, regions, weight_vs_pg=torch.ones_like(x.ratio[:1, :1]))
 
 
-def _hard_clip(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: GRPOConfig) -> tuple[Tensor, dict]:
+def _hard_clip(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: GRPOLossConfig) -> tuple[Tensor, dict]:
     x = prepare(logp, old_logp, adv, mask)
     with torch.no_grad():
         regions = Regions.classify(x.ratio, x.adv, cfg.eps_low, cfg.eps_high)
@@ -73,8 +73,8 @@ def _hard_clip(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: G
     return assemble(x, weight, regions, value=value, weight_vs_pg=kept, scratch=weight)
 
 
-@register("grpo", GRPOConfig)
-def grpo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: GRPOConfig) -> tuple[Tensor, dict]:
+@register("grpo", GRPOLossConfig)
+def grpo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: GRPOLossConfig) -> tuple[Tensor, dict]:
     """PPO-clip as used by GRPO, with optional dual-clip.
 
     Formula: ``loss = −min(r·Â, clip(r, 1−ε_low, 1+ε_high)·Â)``; with dual-clip, for Â < 0,
@@ -82,7 +82,7 @@ def grpo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: GR
     (and on HN where ``r > c``).
 
     Args:
-        logp, old_logp, mask: (B, T). adv: (B,) or (B, T). cfg: :class:`GRPOConfig`.
+        logp, old_logp, mask: (B, T). adv: (B,) or (B, T). cfg: :class:`GRPOLossConfig`.
 
     Returns:
         per_token_loss (B, T), zero on padding; metrics under :data:`dgpo.metrics.OBJECTIVE_METRIC_KEYS`.
@@ -93,8 +93,8 @@ def grpo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: GR
     return _hard_clip(logp, old_logp, adv, mask, cfg)
 
 
-@register("dapo", DAPOConfig)
-def dapo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: DAPOConfig) -> tuple[Tensor, dict]:
+@register("dapo", DAPOLossConfig)
+def dapo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: DAPOLossConfig) -> tuple[Tensor, dict]:
     """DAPO's clip-higher objective: :func:`grpo_loss` with ``eps_high = 0.28`` by default.
 
     Formula and weights as ``grpo``. DAPO's token-level aggregation is chosen separately

@@ -16,7 +16,7 @@ from dgpo.metrics import DIAGNOSTIC_EPS
 
 
 @dataclass(frozen=True)
-class SAPOConfig(LossConfig):
+class SAPOLossConfig(LossConfig):
     """SAPO temperatures; negative-advantage tokens use a slightly sharper gate (tau_neg > tau_pos)."""
 
     tau_pos: float = 1.0
@@ -26,15 +26,15 @@ class SAPOConfig(LossConfig):
         self._check_positive("tau_pos", "tau_neg")
 
 
-@register("sapo", SAPOConfig)
-def sapo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: SAPOConfig) -> tuple[Tensor, dict]:
+@register("sapo", SAPOLossConfig)
+def sapo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: SAPOLossConfig) -> tuple[Tensor, dict]:
     """Soft adaptive policy optimisation.
 
     Formula: ``σ = sigmoid(τ·(r − 1))`` with ``τ = tau_pos`` for Â > 0 and ``tau_neg`` for Â < 0;
     ``loss = −(4/τ)·σ·Â``, so ``w = 4σ(1−σ)·r`` (equal to r at r = 1, decaying smoothly on both sides).
 
     Args:
-        logp, old_logp, mask: (B, T). adv: (B,) or (B, T). cfg: :class:`SAPOConfig`.
+        logp, old_logp, mask: (B, T). adv: (B,) or (B, T). cfg: :class:`SAPOLossConfig`.
 
     Returns:
         per_token_loss (B, T), zero on padding; metrics under :data:`dgpo.metrics.OBJECTIVE_METRIC_KEYS`

@@ -19,7 +19,7 @@ from dgpo.losses.registry import register
 
 
 @dataclass(frozen=True)
-class CISPOConfig(LossConfig):
+class CISPOLossConfig(LossConfig):
     """CISPO clips the importance weight itself. ``eps_low >= 1`` means no lower bound; ``eps_high`` may exceed 1
     (MiniMax-M1's cap of 5 on r is ``eps_high = 4``)."""
 
@@ -31,7 +31,7 @@ class CISPOConfig(LossConfig):
 
 
 @dataclass(frozen=True)
-class GPPOConfig(LossConfig):
+class GPPOLossConfig(LossConfig):
     """GPPO: gradient-preserving clipping with dual-clip on HN."""
 
     eps_low: float = 0.2
@@ -43,7 +43,7 @@ class GPPOConfig(LossConfig):
 
 
 @dataclass(frozen=True)
-class CEGPPOConfig(LossConfig):
+class CEGPPOLossConfig(LossConfig):
     """CE-GPPO: GPPO with the LN and HP gradients scaled by ``beta1`` and ``beta2``."""
 
     eps_low: float = 0.2
@@ -57,15 +57,15 @@ class CEGPPOConfig(LossConfig):
         self._check_positive("beta1", "beta2")
 
 
-@register("cispo", CISPOConfig)
-def cispo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: CISPOConfig) -> tuple[Tensor, dict]:
+@register("cispo", CISPOLossConfig)
+def cispo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: CISPOLossConfig) -> tuple[Tensor, dict]:
     """Clipped IS-weight policy optimisation: every token keeps a gradient, with a clipped, detached weight.
 
     Formula: ``loss = −sg(clip(r, 1−ε_low, 1+ε_high))·Â·log π``; weight ``w = clip(r)`` on every token,
     whatever the sign of Â (so ``w/r = (1−ε_low)/r → ∞`` on LN as r → 0).
 
     Args:
-        logp, old_logp, mask: (B, T). adv: (B,) or (B, T). cfg: :class:`CISPOConfig`.
+        logp, old_logp, mask: (B, T). adv: (B,) or (B, T). cfg: :class:`CISPOLossConfig`.
 
     Returns:
         per_token_loss (B, T), zero on padding; metrics under :data:`dgpo.metrics.OBJECTIVE_METRIC_KEYS`.
@@ -83,7 +83,7 @@ def cispo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: C
 
 
 def _gradient_preserving(
-    x, cfg: GPPOConfig | CEGPPOConfig, ln_scale: float, hp_scale: float
+    x, cfg: GPPOLossConfig | CEGPPOLossConfig, ln_scale: float, hp_scale: float
 ) -> tuple[Tensor, dict[str, Tensor]]:
     with torch.no_grad():
         regions = Regions.classify(x.ratio, x.adv, cfg.eps_low, cfg.eps_high)
@@ -103,15 +103,15 @@ def _gradient_preserving(
     return assemble(x, weight, regions, value=value, scratch=weight)
 
 
-@register("gppo", GPPOConfig)
-def gppo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: GPPOConfig) -> tuple[Tensor, dict]:
+@register("gppo", GPPOLossConfig)
+def gppo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: GPPOLossConfig) -> tuple[Tensor, dict]:
     """Gradient-preserving PPO: clipped tokens keep a bounded gradient through ``r/sg(r)``.
 
     Formula: forward value as ``grpo`` with dual-clip ``c``; weight ``w = r`` inside and on LP/HN,
     ``w = 1−ε_low`` on LN, ``w = 1+ε_high`` on HP, ``w = 0`` on HN where ``r > c``.
 
     Args:
-        logp, old_logp, mask: (B, T). adv: (B,) or (B, T). cfg: :class:`GPPOConfig`.
+        logp, old_logp, mask: (B, T). adv: (B,) or (B, T). cfg: :class:`GPPOLossConfig`.
 
     Returns:
         per_token_loss (B, T), zero on padding; metrics under :data:`dgpo.metrics.OBJECTIVE_METRIC_KEYS`.
@@ -121,15 +121,17 @@ def gppo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: GP
     return _gradient_preserving(prepare(logp, old_logp, adv, mask), cfg, 1.0, 1.0)
 
 
-@register("ce_gppo", CEGPPOConfig)
-def ce_gppo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: CEGPPOConfig) -> tuple[Tensor, dict]:
+@register("ce_gppo", CEGPPOLossConfig)
+def ce_gppo_loss(
+    logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: CEGPPOLossConfig
+) -> tuple[Tensor, dict]:
     """CE-GPPO: GPPO with separate scales on the two clipped boundaries, to steer entropy.
 
     Formula: as ``gppo``, with ``w = β1·(1−ε_low)`` on LN and ``w = β2·(1+ε_high)`` on HP; the forward values
     there are ``−Â·β1·(1−ε_low)`` and ``−Â·β2·(1+ε_high)``.
 
     Args:
-        logp, old_logp, mask: (B, T). adv: (B,) or (B, T). cfg: :class:`CEGPPOConfig`.
+        logp, old_logp, mask: (B, T). adv: (B,) or (B, T). cfg: :class:`CEGPPOLossConfig`.
 
     Returns:
         per_token_loss (B, T), zero on padding; metrics under :data:`dgpo.metrics.OBJECTIVE_METRIC_KEYS`.

@@ -9,6 +9,8 @@ import torch
 from rich.console import Console
 
 from dgpo import distributed
+from dgpo.data.prompts import format_problem
+from dgpo.train.checkpoints import checkpoint_step, last_checkpoint
 from dgpo.train.run_config import RunConfig
 
 
@@ -18,7 +20,7 @@ def dgpo_config(cfg: RunConfig, out: Path):
     Building them runs TRL's and transformers' own validation, so ``run_training`` builds them once before it
     touches the run directory: a batch that does not hold whole groups fails there, not after the warm start.
     """
-    from dgpo.train.config import DGPOConfig
+    from dgpo.integrations.trl import DGPOConfig
 
     rl = cfg.rl
     cuda = torch.cuda.is_available()
@@ -70,11 +72,10 @@ def train_rl(
     from datasets import Dataset
     from transformers import PrinterCallback
 
+    from dgpo.integrations.trl import DGPOTrainer
     from dgpo.rewards import MathReward
     from dgpo.tiny import load_tokenizer
     from dgpo.train.callbacks import JsonlMetricsCallback, RichProgressCallback, TimeBudgetCallback
-    from dgpo.train.run import last_checkpoint, rl_prompts
-    from dgpo.train.trl import DGPOTrainer
 
     args = dgpo_config(cfg, out)
     reward = MathReward(workers=cfg.rl.reward_workers)
@@ -111,11 +112,6 @@ def train_rl(
     return final, replicas
 
 
-def checkpoint_step(checkpoint: str) -> int:
-    """The optimiser step of a ``checkpoint-<step>`` folder."""
-    return int(Path(checkpoint).name.rsplit("-", 1)[1])
-
-
 def save_tokenizer_and_marker(trainer, model_path: str, final: Path) -> None:
     """The tokenizer next to the final weights, and the embedded model's marker (its tokenizer loads differently)."""
     trainer.processing_class.save_pretrained(str(final))
@@ -144,3 +140,11 @@ def _sharded(trainer) -> bool:
         return True
     plugin = getattr(trainer.accelerator.state, "deepspeed_plugin", None) if trainer.is_deepspeed_enabled else None
     return plugin is not None and plugin.zero_stage == 3
+
+
+def rl_prompts(rows: list[dict], template: str) -> list[dict]:
+    """TRL conversational prompts; the gold answer rides along as the ``answer`` column for the reward."""
+    return [
+        {"prompt": [{"role": "user", "content": format_problem(r["problem"], template)}], "answer": r["answer"]}
+        for r in rows
+    ]

@@ -24,11 +24,12 @@ from rich.console import Console
 from rich.table import Table
 
 from dgpo import distributed
-from dgpo.data.prompts import R1_TEMPLATE, format_problem
+from dgpo.data.prompts import R1_TEMPLATE
 from dgpo.data.train_sets import NAMED_DATASETS, load_train_set
 from dgpo.eval.backends import SamplingSettings, check_model_available, check_model_path, check_template
 from dgpo.eval.held_out import evaluate_rows
 from dgpo.fileio import write_atomically
+from dgpo.train.rl import dgpo_config, train_rl
 from dgpo.train.run_config import RunConfig
 from dgpo.train.run_dir import prepare_run_dir
 from dgpo.train.task import make_splits
@@ -162,15 +163,6 @@ def held_out(cfg: RunConfig, model_path: str, rows: list[dict], tag: str, out: P
     return result
 
 
-def last_checkpoint(checkpoints: Path) -> str | None:
-    """The newest checkpoint that was completely written (see DGPOTrainer._save_checkpoint)."""
-    from dgpo.train.trl import COMPLETE_MARKER
-
-    found = sorted(checkpoints.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-    complete = [p for p in found if (p / COMPLETE_MARKER).exists()]
-    return str(complete[-1]) if complete else None
-
-
 #: Ranges of the numeric config keys: key → (bound, "ge" for >= or "gt" for >). ``None`` values are not checked.
 RANGES = {
     "rl.max_steps": (1, "ge"),
@@ -288,9 +280,6 @@ def run_training(cfg: RunConfig, console: Console | None = None, resume: bool = 
     check_reporting(cfg.rl.report_to)
     distributed.init_process_group()
     train_rows, test_rows = load_rows(given)
-
-    from dgpo.train.rl import dgpo_config, train_rl
-
     try:  # TRL's own checks (whole groups per generation batch, ...) before the directory is touched
         dgpo_config(cfg, out)
     except ValueError as err:
@@ -325,11 +314,3 @@ def print_results(cfg: RunConfig, before: dict, after: dict, console: Console) -
     delta = 100 * (after["greedy"] - before["greedy"])
     table.add_row("change", f"{delta:+.1f} pts", f"{100 * (after['avg'] - before['avg']):+.1f} pts", "")
     console.print(table)
-
-
-def rl_prompts(rows: list[dict], template: str) -> list[dict]:
-    """TRL conversational prompts; the gold answer rides along as the ``answer`` column for the reward."""
-    return [
-        {"prompt": [{"role": "user", "content": format_problem(r["problem"], template)}], "answer": r["answer"]}
-        for r in rows
-    ]
