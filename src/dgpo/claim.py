@@ -60,8 +60,12 @@ class DirClaim:
                     break
             return
         for name in set(os.listdir(self.path)) - self.existing:
-            entry = self.path / name
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry, ignore_errors=True)
-            else:
-                entry.unlink(missing_ok=True)
+            remove_entry(self.path / name)
+
+
+def remove_entry(entry: Path) -> None:
+    """Delete a file, a link (not its target) or a whole directory tree."""
+    if entry.is_dir() and not entry.is_symlink():
+        shutil.rmtree(entry, ignore_errors=True)
+    else:
+        entry.unlink(missing_ok=True)

@@ -56,6 +56,7 @@ def dgpo_config(cfg: RunConfig, out: Path):
 
 def train_rl(
     cfg: RunConfig,
+    args,
     model_path: str,
     rows: list[dict],
     template: str,
@@ -66,6 +67,7 @@ def train_rl(
 ) -> tuple[Path, dict]:
     """Train and save ``out/final`` (every rank trains; rank 0 writes); returns its path and the replica check.
 
+    ``args`` are :func:`dgpo_config`'s (built and checked by ``run_training`` before the run directory is touched).
     ``started`` is called once the trainer is built, just before training: up to there a failure is a failed
     start, which ``run_training`` undoes.
     """
@@ -77,7 +79,6 @@ def train_rl(
     from dgpo.tiny import load_tokenizer
     from dgpo.train.callbacks import JsonlMetricsCallback, RichProgressCallback, TimeBudgetCallback
 
-    args = dgpo_config(cfg, out)
     reward = MathReward(workers=cfg.rl.reward_workers)
     trainer = DGPOTrainer(
         model=model_path,

@@ -281,7 +281,7 @@ def run_training(cfg: RunConfig, console: Console | None = None, resume: bool = 
     distributed.init_process_group()
     train_rows, test_rows = load_rows(given)
     try:  # TRL's own checks (whole groups per generation batch, ...) before the directory is touched
-        dgpo_config(cfg, out)
+        args = dgpo_config(cfg, out)
     except ValueError as err:
         raise ValueError(f"TRL rejects the rl settings: {err}") from err
     claim = distributed.on_main(prepare_run_dir, cfg, out, resume, overwrite, console)
@@ -291,7 +291,7 @@ def run_training(cfg: RunConfig, console: Console | None = None, resume: bool = 
             distributed.on_main(held_out, cfg, model_path, test_rows, "before", out, console) if test_rows else None
         )
         started = claim.commit if claim is not None else None
-        final, replicas = train_rl(cfg, model_path, train_rows, template_for(cfg), out, console, resume, started)
+        final, replicas = train_rl(cfg, args, model_path, train_rows, template_for(cfg), out, console, resume, started)
     except BaseException:
         if claim is not None and distributed.is_main():
             claim.release()  # a fresh start that failed before RL began leaves no trace

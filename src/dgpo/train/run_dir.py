@@ -17,13 +17,12 @@ file put inside ``checkpoints/`` belongs to the run.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import yaml
 from rich.console import Console
 
-from dgpo.claim import DirClaim
+from dgpo.claim import DirClaim, remove_entry
 from dgpo.train.run_config import RunConfig, config_text, from_dict, merge, save_config, to_dict
 
 #: The top-level keys of every config.yaml dgpo has written (RunConfig's fields since its first version).
@@ -48,6 +47,11 @@ EVAL_ENTRIES = frozenset({"eval_config.json", "samples.jsonl", "results.json", "
 
 def _written_by(name: str, entries: frozenset[str]) -> bool:
     return name in entries or (name.endswith(".tmp") and name[: -len(".tmp")] in entries)
+
+
+def _entries(directory: Path) -> list[Path]:
+    """The top-level entries of ``directory``, by name."""
+    return sorted(directory.iterdir(), key=lambda p: p.name)
 
 
 def _label(entry: Path) -> str:
@@ -86,8 +90,8 @@ def config_problem(path: Path) -> str | None:
 
 def foreign_entries(run: Path) -> list[str]:
     """Top-level entries of ``run`` that ``dgpo train`` (or ``dgpo eval`` in a subdirectory) did not write."""
-    entries = sorted(run.iterdir(), key=lambda p: p.name)
-    return [_label(entry) for entry in entries if not (_written_by(entry.name, RUN_ENTRIES) or is_eval_dir(entry))]
+    ours = lambda entry: _written_by(entry.name, RUN_ENTRIES) or is_eval_dir(entry)  # noqa: E731
+    return [_label(entry) for entry in _entries(run) if not ours(entry)]
 
 
 def prepare_run_dir(
@@ -115,19 +119,16 @@ def prepare_run_dir(
             action = "delete" if overwrite else "start a run in"
             raise ValueError(f"{out} holds files dgpo did not write ({listing(foreign)}); refusing to {action} it")
         if problem is not None:
-            held = listing([_label(p) for p in sorted(out.iterdir(), key=lambda p: p.name)])
+            held = listing([_label(p) for p in _entries(out)])
             raise ValueError(
                 f"{out} holds dgpo files ({held}) but {problem}, so it is not a run dgpo can resume or delete; "
                 "remove it yourself or choose another --output-dir"
             )
         if not overwrite:
             raise ValueError(f"{out} already holds a run; use --resume {out}, --overwrite, or another --output-dir")
-        deleted = [_label(p) for p in sorted(out.iterdir(), key=lambda p: p.name)]
+        deleted = [_label(p) for p in _entries(out)]
         for entry in out.iterdir():
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
+            remove_entry(entry)
         console.print(f"--overwrite: deleted the run in {out} ({listing(deleted, limit=len(deleted))})", soft_wrap=True)
     claim = DirClaim.take(out)
     save_config(cfg, out / "config.yaml")
