@@ -1,7 +1,8 @@
 """The table of docs/design.md §4, transcribed literally: defaults and the closed-form weight w of every objective.
 
-A third path next to the library and the autograd references: ``∂loss/∂logp`` must equal ``−Â·w`` with ``w``
-from here. Token-level objectives only (GSPO's weight is its sequence ratio, checked in its own tests).
+A third path next to the library and the public autograd references (:mod:`dgpo.losses.reference`):
+``∂loss/∂logp`` must equal ``−Â·w`` with ``w`` from here.
+Token-level objectives only (GSPO's weight is its sequence ratio, checked in its own tests).
 """
 
 from __future__ import annotations

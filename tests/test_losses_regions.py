@@ -1,5 +1,6 @@
-"""Every objective × every region: value and gradient equal the independent reference (float64, 1e-10),
-and the gradient equals −Â·w with w from the table of docs/design.md §4.
+"""Every objective × every region: value and gradient equal the public readable reference
+(:mod:`dgpo.losses.reference`, float64, 1e-10), and the gradient equals −Â·w with w from the table of
+docs/design.md §4 (tests/table.py, a third, closed-form path).
 
 Tensors are built to land in one region each (the ``region/*`` metric must be 1.0 for it), away from the
 boundaries where the references' min/clamp are not differentiable. Each case also carries a padding column
@@ -14,7 +15,7 @@ import pytest
 import torch
 
 from dgpo.losses import get_loss
-from references import REFERENCES
+from dgpo.losses.reference import REFERENCES
 from table import DEFAULTS, table_weight
 
 TOL = {"rtol": 1e-10, "atol": 1e-10}
@@ -101,13 +102,14 @@ def test_value_and_gradient_match_reference(name, params, label, ratios, sign):
     assert torch.equal(loss[:, 1], torch.zeros_like(loss[:, 1]))
     assert torch.equal(grad[:, 1], torch.zeros_like(grad[:, 1]))
 
-    active_logp = logp.detach()[:, :1].clone().requires_grad_(True)
+    # The public reference takes the same padded batch (NaN/−inf padding included).
+    ref_logp = logp.detach().clone().requires_grad_(True)
+    ref_loss = REFERENCES[name](ref_logp, old_logp, adv, mask, **params)
+    (ref_grad,) = torch.autograd.grad(ref_loss.sum(), ref_logp)
+    torch.testing.assert_close(grad, ref_grad, **TOL)
+    torch.testing.assert_close(loss, ref_loss.detach(), **TOL)
+
     adv_t = adv.unsqueeze(1)
-    ref_loss = REFERENCES[name](active_logp, old_logp[:, :1], adv_t, **params)
-    (ref_grad,) = torch.autograd.grad(ref_loss.sum(), active_logp)
-    torch.testing.assert_close(grad[:, :1], ref_grad, **TOL)
-    if name != "aspo":  # ASPO's contract is its gradient only
-        torch.testing.assert_close(loss[:, :1], ref_loss.detach(), **TOL)
 
     r = torch.tensor(ratios, dtype=torch.float64).unsqueeze(1)
     expected_grad = -adv_t * table_weight(name, r, adv_t, **params)
@@ -143,11 +145,11 @@ def test_gspo_sequence_ratio_matches_reference(case):
     assert metrics[f"region/{label}"].item() == 1.0
     assert metrics["ratio/mean"].item() == pytest.approx(s, rel=1e-12)
 
-    ref_logp = logp.detach()[:, :4].clone().requires_grad_(True)
-    ref_loss = REFERENCES["gspo"](ref_logp, old, adv.unsqueeze(1))
+    ref_logp = logp.detach().clone().requires_grad_(True)
+    ref_loss = REFERENCES["gspo"](ref_logp, old_logp, adv, mask)
     (ref_grad,) = torch.autograd.grad(ref_loss.sum(), ref_logp)
-    torch.testing.assert_close(loss[:, :4], ref_loss.detach(), **TOL)
-    torch.testing.assert_close(grad[:, :4], ref_grad, **TOL)
+    torch.testing.assert_close(loss, ref_loss.detach(), **TOL)
+    torch.testing.assert_close(grad, ref_grad, **TOL)
     # Table: w = s (the same for every token of the sequence), 0 where s is clipped.
     w = 0.0 if label in ("ln", "hp") else s
     torch.testing.assert_close(grad[:, :4], (-adv * w).unsqueeze(1).expand(b, 4), **TOL)
@@ -171,3 +173,30 @@ def test_per_token_advantages_equal_broadcast_sequence_advantages(name):
     (ga,) = torch.autograd.grad(loss_a.sum(), a)
     (gb,) = torch.autograd.grad(loss_b.sum(), b)
     torch.testing.assert_close(ga, gb, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", list(DEFAULTS))
+@pytest.mark.parametrize("per_token_adv", [False, True], ids=["adv(B)", "adv(B,T)"])
+def test_public_reference_matches_on_random_batches(name, per_token_adv):
+    # Random ratios in every region, ragged padding holding NaN and −inf, Â = 0 rows: REFERENCES[name] and
+    # get_loss(name) agree in value and gradient on the whole (B, T) batch.
+    g = torch.Generator().manual_seed(11)
+    b, t = 6, 9
+    old_logp = -3 * torch.rand(b, t, generator=g, dtype=torch.float64)
+    logp = (old_logp + 0.8 * torch.randn(b, t, generator=g, dtype=torch.float64)).clamp(max=0.0)
+    lengths = torch.tensor([9, 7, 5, 3, 1, 8])
+    mask = torch.arange(t).unsqueeze(0) < lengths.unsqueeze(1)
+    logp = logp.masked_fill(~mask, float("nan"))
+    old_logp = old_logp.masked_fill(~mask, float("-inf"))
+    adv = torch.tensor([1.0, -0.5, 0.0, 2.0, -1.5, 0.7], dtype=torch.float64)
+    if per_token_adv:
+        adv = (adv.unsqueeze(1) * torch.rand(b, t, generator=g, dtype=torch.float64)).masked_fill(~mask, 0.0)
+
+    logp.requires_grad_(True)
+    loss, _ = get_loss(name)(logp, old_logp, adv, mask)
+    (grad,) = torch.autograd.grad(loss.sum(), logp)
+    ref_logp = logp.detach().clone().requires_grad_(True)
+    ref_loss = REFERENCES[name](ref_logp, old_logp, adv, mask)
+    (ref_grad,) = torch.autograd.grad(ref_loss.sum(), ref_logp)
+    torch.testing.assert_close(loss, ref_loss.detach(), **TOL)
+    torch.testing.assert_close(grad, ref_grad, **TOL)

@@ -9,7 +9,7 @@
 set -euo pipefail
 DATA=${DATA:-data/verl}
 NGPUS=${NGPUS:-8}
-REWARD_FILE=$(python -c "import dgpo.rewards.math as m; print(m.__file__)")
+REWARD_FILE=$(python -c "import dgpo.rewards.verifier as m; print(m.__file__)")
 
 OVERRIDES=(
 # BEGIN OVERRIDES

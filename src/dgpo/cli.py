@@ -29,6 +29,7 @@ from dgpo.diagnostics import DEFAULT_HP_RATIOS, DEFAULT_LN_RATIOS, weight_vs_pg
 from dgpo.eval.backends import BACKENDS
 from dgpo.eval.runner import EvalConfig
 from dgpo.losses import LOSSES
+from dgpo.ranges import check_range
 from dgpo.train.run_config import RLConfig, RunConfig, WarmStartConfig, default_of
 
 #: Defaults live in the dataclasses (EvalConfig, CompareSpec, RunConfig); options that have one default to None,
@@ -98,20 +99,6 @@ def main(
 def debugging() -> bool:
     """``--debug`` was given or ``DGPO_DEBUG`` is set (the way under torchrun, whose ranks start their own CLI)."""
     return _debug or os.environ.get("DGPO_DEBUG", "").lower() in ("1", "true", "yes", "on")
-
-
-def check_option(option: str, value: float | None, name: str, low: float, high: float | None = None, *,
-                 open_low: bool = False) -> None:  # fmt: skip
-    """Raise ``ValueError("top_p must be in (0, 1], got 0.0 (--top-p)")`` for a value out of its range."""
-    if value is None:
-        return
-    ok = (value > low if open_low else value >= low) and (high is None or value <= high)  # NaN fails
-    if not ok:
-        if high is not None:
-            rule = f"in {'(' if open_low else '['}{low:g}, {high:g}]"
-        else:
-            rule = f"{'>' if open_low else '>='} {low:g}"
-        raise ValueError(f"{name} must be {rule}, got {value} ({option})")
 
 
 def _floats(text: str, option: str) -> list[float]:
@@ -244,12 +231,12 @@ def eval_command(
 
     refuse_launcher("eval")
     try:
-        check_option("--k", k, "k", 1)
-        check_option("--temperature", temperature, "temperature", 0)
-        check_option("--top-p", top_p, "top_p", 0, 1, open_low=True)
-        check_option("--max-new-tokens", max_new_tokens, "max_new_tokens", 1)
-        check_option("--limit", limit, "limit", 1)
-        check_option("--batch-size", batch_size, "batch_size", 1)
+        check_range("k", k, 1, flag="--k")
+        check_range("temperature", temperature, 0, flag="--temperature")
+        check_range("top_p", top_p, 0, 1, open_low=True, flag="--top-p")
+        check_range("max_new_tokens", max_new_tokens, 1, flag="--max-new-tokens")
+        check_range("limit", limit, 1, flag="--limit")
+        check_range("batch_size", batch_size, 1, flag="--batch-size")
         given = {
             "benchmarks": benchmarks, "k": k, "temperature": temperature, "top_p": top_p,
             "max_new_tokens": max_new_tokens, "limit": limit, "batch_size": batch_size, "backend": backend,
@@ -301,7 +288,7 @@ def train(
     a tiny model, a supervised warm start on arithmetic, RL, and held-out accuracy before and after."""
     import dataclasses
 
-    from dgpo.train.run import check_range, run_training
+    from dgpo.train.run import check_setting, run_training
     from dgpo.train.run_config import load_config
 
     flat = {
@@ -333,7 +320,7 @@ def train(
             flags = {"--steps": ("rl.max_steps", steps), "--lr": ("rl.learning_rate", lr),
                      "--warm-start-steps": ("warm_start.steps", warm_start_steps)}  # fmt: skip
             for flag, (key, value) in flags.items():
-                check_range(key, value, flag)
+                check_setting(key, value, flag)
             cfg = load_config(config, overrides)
         run_training(cfg, resume=resume is not None, overwrite=overwrite)
     except USER_ERRORS as err:
@@ -391,9 +378,9 @@ def compare(
 
     refuse_launcher("compare")
     try:
-        check_option("--seeds", seeds, "seeds", 1)
-        check_option("--steps", steps, "steps", 1)
-        check_option("--minutes", minutes, "minutes", 0, open_low=True)
+        check_range("seeds", seeds, 1, flag="--seeds")
+        check_range("steps", steps, 1, flag="--steps")
+        check_range("minutes", minutes, 0, open_low=True, flag="--minutes")
         chosen = objectives.split(",") if objectives else list(QUICK_OBJECTIVES if quick else DEFAULT_OBJECTIVES)
         base = read_overrides(config) if config is not None else {}
         if seeds is None and quick:

@@ -7,7 +7,7 @@ from collections import defaultdict
 from dgpo.data.prompts import R1_TEMPLATE
 from dgpo.eval.backends import HFBackend, SamplingSettings, sample_and_score
 from dgpo.eval.passk import summarize_benchmark
-from dgpo.rewards.math import MathVerifier
+from dgpo.rewards.verifier import MathVerifier
 
 
 def evaluate_rows(

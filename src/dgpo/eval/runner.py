@@ -34,7 +34,7 @@ from dgpo.eval.backends import (
 from dgpo.eval.report import summarize, write_results
 from dgpo.eval.samples import SampleWriter, load_samples
 from dgpo.fileio import write_atomically
-from dgpo.rewards.math import MathVerifier
+from dgpo.rewards.verifier import MathVerifier
 
 #: Settings that must match between a run and its resumption (k and the problem limit may change).
 FIXED_ON_RESUME = ("model", "temperature", "top_p", "max_new_tokens", "template", "seed")

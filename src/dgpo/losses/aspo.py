@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from dgpo.losses.base import assemble
+from dgpo.losses.base import decoupled_surrogate, objective_metrics
 from dgpo.losses.config import LossConfig
 from dgpo.losses.inputs import prepare
-from dgpo.losses.regions import Regions
+from dgpo.losses.regions import Regions, is_above, select
 from dgpo.losses.registry import register
 
 
@@ -47,15 +47,16 @@ def aspo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: AS
         per_token_loss (B, T), zero on padding; metrics under :data:`dgpo.metrics.OBJECTIVE_METRIC_KEYS`.
 
     Reference: ASPO, arXiv 2510.06062.
+    Readable reference: :func:`dgpo.losses.reference.aspo`.
     """
-    x = prepare(logp, old_logp, adv, mask)
+    x = prepare(logp, old_logp, adv, mask)  # checked inputs; x.ratio = r
     with torch.no_grad():
-        regions = Regions.classify(x.ratio, x.adv, cfg.eps_low, cfg.eps_high)
-        # 1/r on Â ≥ 0 rows, r on Â < 0 rows (products with 0/1 indicators, exact).
-        base = torch.reciprocal(x.ratio).mul_(regions.positive).addcmul_(x.ratio, regions.negative)
-        # side·sign(Â) is +1 on LN/HP (cut to 0), −1 on LP/HN (capped at c) and 0 inside (the base weight).
-        signed = torch.mul(regions.side, regions.adv_sign)
-        capped = base.clamp(max=cfg.dual_clip_c).mul_(torch.neg(signed).relu_())
-        weight = base.mul_(signed.abs_().neg_().add_(1.0)).add_(capped)
-        value = (x.adv * weight).mul_(x.logp_values()).neg_()
-    return assemble(x, weight, regions, value=value, scratch=weight)
+        r = x.ratio  # (B, T)
+        regions = Regions.classify(r, x.adv, cfg.eps_low, cfg.eps_high)  # (B, T) 0/1 each
+        weight = select(is_above(x.adv, 0.0), 1 / r, r)  # (B, T): the flipped ratio for good tokens
+        capped = torch.clamp(weight, max=cfg.dual_clip_c)  # (B, T)
+        weight = select(regions.lp + regions.hn, capped, weight)  # (B, T): LP and HN soft-capped at c
+        weight = select(regions.clipped, 0.0, weight)  # (B, T): LN and HP hard-clipped
+        value = -x.adv * weight * x.logp_values()  # (B, T): −Â·sg(w)·log π
+    per_token_loss = decoupled_surrogate(x, weight, value)  # (B, T)
+    return per_token_loss, objective_metrics(x, weight, regions)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from dgpo.losses.base import assemble
+from dgpo.losses.base import decoupled_surrogate, objective_metrics
 from dgpo.losses.config import LossConfig
 from dgpo.losses.inputs import prepare
-from dgpo.losses.regions import Regions
+from dgpo.losses.regions import Regions, is_below, select
 from dgpo.losses.registry import register
 
 
@@ -52,19 +51,20 @@ def dgpo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: DG
         per_token_loss (B, T), zero on padding; metrics under :data:`dgpo.metrics.OBJECTIVE_METRIC_KEYS`.
 
     Reference: "From log π to π: Taming Divergence in Soft Clipping via Bilateral Decoupled Decay of Probability
-    Gradient Weight", arXiv 2603.14389 (ACL 2026).
+    Gradient Weight", arXiv 2603.14389 (ACL 2026). Readable reference (the official surrogate, autograd):
+    :func:`dgpo.losses.reference.dgpo`.
     """
-    x = prepare(logp, old_logp, adv, mask)
+    x = prepare(logp, old_logp, adv, mask)  # checked inputs; x.ratio = r = exp(clamp(logp − old_logp, ±20))
     with torch.no_grad():
-        regions = Regions.classify(x.ratio, x.adv, cfg.eps_low, cfg.eps_high)
-        # One exp for both boundaries, in log space. On an Â < 0 row only LN can occur, log(w/r) =
-        # n·min(log r − log(1−ε_low), 0); on an Â ≥ 0 row only HP, log(w/r) = min(log(1+ε_high) − log r, 0)/m.
-        # Both are min(α·log r + β, 0) with (α, β) = (n, −n·log(1−ε_low)) or (−1/m, log(1+ε_high)/m) chosen by the
-        # sign of Â: one fused multiply-add, a clamp and an exp over (B, T). Zero inside the trust region, ≤ 0
-        # beyond it, so w/r ≤ 1 can never overflow.
-        rate = regions.negative * cfg.n - regions.positive / cfg.m
-        offset = regions.negative * (-cfg.n * math.log(1.0 - cfg.eps_low))
-        offset = offset + regions.positive * (math.log(1.0 + cfg.eps_high) / cfg.m)
-        vs_pg = torch.addcmul(offset, x.log_ratio, rate).clamp_max_(0.0).exp_()
-        weight = x.ratio * vs_pg
-    return assemble(x, weight, regions, weight_vs_pg=vs_pg, scratch=weight)
+        r = x.ratio  # (B, T)
+        low, high = 1 - cfg.eps_low, 1 + cfg.eps_high
+        # The decay factors w/r of the two boundaries. Clamping r to the region's side makes each factor exactly 1
+        # wherever r is not beyond that boundary, so only the sign of Â remains to choose: LN can only occur on
+        # Â < 0 tokens and HP on Â > 0 tokens. (Both are fresh tensors, so the chains below work in place.)
+        ln_decay = r.clamp(max=low).div_(low).pow_(cfg.n)  # (B, T): (r/(1−ε_low))^n on LN, 1 elsewhere
+        hp_decay = r.clamp(min=high).reciprocal_().mul_(high).pow_(1 / cfg.m)  # (B, T): ((1+ε_high)/r)^(1/m) on HP
+        vs_pg = select(is_below(x.adv, 0.0), ln_decay, hp_decay)  # (B, T)
+        weight = r * vs_pg  # (B, T): r^(n+1)/(1−ε_low)^n on LN, (1+ε_high)^(1/m)·r^(1−1/m) on HP, r elsewhere
+        regions = Regions.classify(r, x.adv, cfg.eps_low, cfg.eps_high)  # for the metrics
+    per_token_loss = decoupled_surrogate(x, weight)  # (B, T): value −Â·w, gradient −Â·w
+    return per_token_loss, objective_metrics(x, weight, regions, weight_vs_pg=vs_pg)

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from dgpo.losses.base import assemble, clipped_value
+from dgpo.losses.base import clipped_value, decoupled_surrogate, objective_metrics
 from dgpo.losses.config import LossConfig
 from dgpo.losses.inputs import prepare
-from dgpo.losses.regions import Regions
+from dgpo.losses.regions import Regions, select
 from dgpo.losses.registry import register
 
 
@@ -41,12 +41,14 @@ def gspo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: GS
         (``ratio/*`` report s).
 
     Reference: GSPO, Zheng et al. 2025, arXiv 2507.18071.
+    Readable reference: :func:`dgpo.losses.reference.gspo`.
     """
-    x = prepare(logp, old_logp, adv, mask)
+    x = prepare(logp, old_logp, adv, mask)  # checked inputs; x.log_ratio is 0 on padding
     with torch.no_grad():
-        # Padding holds log r = 0 after prepare(), so a plain sum is the masked sum. s is (B, 1).
-        seq_ratio = torch.exp(x.log_ratio.sum(dim=1, keepdim=True) / x.row_tokens.clamp_min(1))
-        regions = Regions.classify(seq_ratio, x.adv, cfg.eps_low, cfg.eps_high)
-        weight = seq_ratio * regions.kept()
-        value = clipped_value(seq_ratio, x.adv, cfg.eps_low, cfg.eps_high, None)
-    return assemble(x, weight, regions, value=value, region_ratio=seq_ratio)
+        # s = exp(masked mean of log r); padding holds log r = 0, so the plain sum is the masked sum.
+        seq_ratio = torch.exp(x.log_ratio.sum(dim=1, keepdim=True) / x.row_tokens.clamp_min(1))  # (B, 1)
+        regions = Regions.classify(seq_ratio, x.adv, cfg.eps_low, cfg.eps_high)  # (B, 1) 0/1 each
+        weight = select(regions.clipped, 0.0, seq_ratio)  # (B, 1): w = s, 0 where s is clipped
+        value = clipped_value(seq_ratio, x.adv, cfg.eps_low, cfg.eps_high, None)  # (B, 1), each token's value
+    per_token_loss = decoupled_surrogate(x, weight, value)  # (B, T)
+    return per_token_loss, objective_metrics(x, weight, regions, region_ratio=seq_ratio)

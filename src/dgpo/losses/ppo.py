@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from dgpo.losses.base import assemble, clipped_value
+from dgpo.losses.base import clipped_value, decoupled_surrogate, objective_metrics
 from dgpo.losses.config import LossConfig
 from dgpo.losses.inputs import prepare
-from dgpo.losses.regions import Regions
+from dgpo.losses.regions import Regions, is_above, select
 from dgpo.losses.registry import register
 from dgpo.metrics import DIAGNOSTIC_EPS
 
@@ -53,24 +53,27 @@ def pg_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: PGLo
         (regions labelled with the diagnostic band ε = 0.2, since ``pg`` has no trust region).
 
     Reference: Williams 1992 (REINFORCE); the off-policy ratio form as in PPO, arXiv 1707.06347.
+    Readable reference: :func:`dgpo.losses.reference.pg`.
     """
-    x = prepare(logp, old_logp, adv, mask)
-    with torch.no_grad():
-        regions = Regions.classify(x.ratio, x.adv, DIAGNOSTIC_EPS, DIAGNOSTIC_EPS)
-    return assemble(x, x.ratio, regions, weight_vs_pg=torch.ones_like(x.ratio[:1, :1]))
+    x = prepare(logp, old_logp, adv, mask)  # checked inputs; x.ratio = r
+    regions = Regions.classify(x.ratio, x.adv, DIAGNOSTIC_EPS, DIAGNOSTIC_EPS)  # (B, T) 0/1 each, labels only
+    per_token_loss = decoupled_surrogate(x, x.ratio)  # (B, T): value −Â·r, gradient −Â·r
+    return per_token_loss, objective_metrics(x, x.ratio, regions)
 
 
 def _hard_clip(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: GRPOLossConfig) -> tuple[Tensor, dict]:
-    x = prepare(logp, old_logp, adv, mask)
+    x = prepare(logp, old_logp, adv, mask)  # checked inputs; x.ratio = r
     with torch.no_grad():
-        regions = Regions.classify(x.ratio, x.adv, cfg.eps_low, cfg.eps_high)
-        # Hard clipping: the clipped branch of the min is a constant, so LN/HP tokens get no gradient at all.
-        kept = regions.kept()
-        if cfg.dual_clip_c is not None:  # dual-clip also stops HN tokens with r > c
-            kept.mul_(regions.dual_clip_kept(x.ratio, cfg.dual_clip_c))
-        weight = x.ratio * kept
-        value = clipped_value(x.ratio, x.adv, cfg.eps_low, cfg.eps_high, cfg.dual_clip_c)
-    return assemble(x, weight, regions, value=value, weight_vs_pg=kept, scratch=weight)
+        r = x.ratio  # (B, T)
+        regions = Regions.classify(r, x.adv, cfg.eps_low, cfg.eps_high)  # (B, T) 0/1 each
+        # The clipped branch of the min is a constant, so LN and HP tokens get no gradient at all.
+        stopped = regions.clipped  # (B, T)
+        if cfg.dual_clip_c is not None:  # dual-clip's cap −c·Â is a constant too: HN tokens with r > c stop
+            stopped = stopped + regions.hn * is_above(r, cfg.dual_clip_c)
+        weight = select(stopped, 0.0, r)  # (B, T)
+        value = clipped_value(r, x.adv, cfg.eps_low, cfg.eps_high, cfg.dual_clip_c)  # (B, T)
+    per_token_loss = decoupled_surrogate(x, weight, value)  # (B, T)
+    return per_token_loss, objective_metrics(x, weight, regions)
 
 
 @register("grpo", GRPOLossConfig)
@@ -89,6 +92,7 @@ def grpo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: GR
 
     Reference: PPO, Schulman et al. 2017, arXiv 1707.06347; GRPO, Shao et al. 2024, arXiv 2402.03300;
     dual-clip, Ye et al. 2020, arXiv 1912.09729.
+    Readable reference: :func:`dgpo.losses.reference.grpo`.
     """
     return _hard_clip(logp, old_logp, adv, mask, cfg)
 
@@ -101,5 +105,6 @@ def dapo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: DA
     (``token-mean`` in :mod:`dgpo.aggregation`).
 
     Reference: DAPO, Yu et al. 2025, arXiv 2503.14476.
+    Readable reference: :func:`dgpo.losses.reference.grpo`.
     """
     return _hard_clip(logp, old_logp, adv, mask, cfg)

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from dgpo.losses.base import assemble
+from dgpo.losses.base import decoupled_surrogate, objective_metrics
 from dgpo.losses.config import LossConfig
 from dgpo.losses.inputs import prepare
-from dgpo.losses.regions import Regions
+from dgpo.losses.regions import Regions, is_below, select
 from dgpo.losses.registry import register
 from dgpo.metrics import DIAGNOSTIC_EPS
 
@@ -41,15 +41,15 @@ def sapo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: SA
         (regions labelled with the diagnostic band ε = 0.2, since SAPO has no trust region).
 
     Reference: SAPO, Gao et al. 2025, arXiv 2511.20347.
+    Readable reference: :func:`dgpo.losses.reference.sapo`.
     """
-    x = prepare(logp, old_logp, adv, mask)
+    x = prepare(logp, old_logp, adv, mask)  # checked inputs; x.ratio = r
     with torch.no_grad():
-        regions = Regions.classify(x.ratio, x.adv, DIAGNOSTIC_EPS, DIAGNOSTIC_EPS)
-        # τ at Â's shape ((B, 1) for per-sequence advantages): tau_neg where Â < 0, tau_pos elsewhere (Â = 0 has
-        # no gradient either way).
-        tau = regions.negative * cfg.tau_neg + regions.positive * cfg.tau_pos
-        gate = (x.ratio - 1.0).mul_(tau).sigmoid_()
-        vs_pg = torch.rsub(gate, 1.0).mul_(gate).mul_(4.0)
-        value = gate.mul_(x.adv * (-4.0 / tau))
-        weight = x.ratio * vs_pg
-    return assemble(x, weight, regions, value=value, weight_vs_pg=vs_pg, scratch=weight)
+        r = x.ratio  # (B, T)
+        regions = Regions.classify(r, x.adv, DIAGNOSTIC_EPS, DIAGNOSTIC_EPS)  # (B, T) 0/1 each, labels only
+        tau = select(is_below(x.adv, 0.0), cfg.tau_neg, cfg.tau_pos)  # like Â: (B, 1) or (B, T)
+        gate = torch.sigmoid(tau * (r - 1))  # (B, T): σ(τ·(r − 1))
+        value = -(4 / tau) * gate * x.adv  # (B, T)
+        weight = 4 * gate * (1 - gate) * r  # (B, T): ∂/∂logp of (4/τ)·σ(τ(r − 1)) is 4σ(1−σ)·r
+    per_token_loss = decoupled_surrogate(x, weight, value)  # (B, T)
+    return per_token_loss, objective_metrics(x, weight, regions)

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from dgpo.losses.base import assemble, clipped_value
+from dgpo.losses.base import clipped_value, decoupled_surrogate, objective_metrics
 from dgpo.losses.config import LossConfig
-from dgpo.losses.inputs import prepare
-from dgpo.losses.regions import Regions
+from dgpo.losses.inputs import TokenInputs, prepare
+from dgpo.losses.regions import Regions, is_above, select
 from dgpo.losses.registry import register
 
 
@@ -71,36 +71,35 @@ def cispo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: C
         per_token_loss (B, T), zero on padding; metrics under :data:`dgpo.metrics.OBJECTIVE_METRIC_KEYS`.
 
     Reference: MiniMax-M1, MiniMax 2025, arXiv 2506.13585.
+    Readable reference: :func:`dgpo.losses.reference.cispo`.
     """
-    x = prepare(logp, old_logp, adv, mask)
+    x = prepare(logp, old_logp, adv, mask)  # checked inputs; x.ratio = r
     with torch.no_grad():
-        # eps_low >= 1 puts the lower bound at or below 0, i.e. no lower bound for a positive ratio.
-        lower = 1.0 - cfg.eps_low if cfg.eps_low < 1 else None
-        weight = x.ratio.clamp(lower, 1.0 + cfg.eps_high)
-        value = (x.adv * weight).mul_(x.logp_values()).neg_()
-        regions = Regions.classify(x.ratio, x.adv, cfg.eps_low, cfg.eps_high)
-    return assemble(x, weight, regions, value=value, scratch=weight)
+        regions = Regions.classify(x.ratio, x.adv, cfg.eps_low, cfg.eps_high)  # (B, T) 0/1 each, for the metrics
+        lower = 1.0 - cfg.eps_low if cfg.eps_low < 1 else None  # eps_low >= 1: no lower bound on a positive r
+        weight = x.ratio.clamp(lower, 1.0 + cfg.eps_high)  # (B, T): clip(r), whatever the region
+        value = -x.adv * weight * x.logp_values()  # (B, T): −Â·sg(clip(r))·log π
+    per_token_loss = decoupled_surrogate(x, weight, value)  # (B, T)
+    return per_token_loss, objective_metrics(x, weight, regions)
 
 
 def _gradient_preserving(
-    x, cfg: GPPOLossConfig | CEGPPOLossConfig, ln_scale: float, hp_scale: float
+    x: TokenInputs, cfg: GPPOLossConfig | CEGPPOLossConfig, ln_scale: float, hp_scale: float
 ) -> tuple[Tensor, dict[str, Tensor]]:
+    """GPPO's weights with the LN/HP constants scaled by ``ln_scale``/``hp_scale`` (β1, β2; 1 for GPPO)."""
     with torch.no_grad():
-        regions = Regions.classify(x.ratio, x.adv, cfg.eps_low, cfg.eps_high)
-        # r elsewhere, the constant weight on LN and HP: products with 0/1 indicators, exact.
-        clipped = regions.clipped()
-        boundary_weight = regions.negative * (ln_scale * (1.0 - cfg.eps_low))
-        boundary_weight = boundary_weight + regions.positive * (hp_scale * (1.0 + cfg.eps_high))
-        weight = torch.rsub(clipped, 1.0).mul_(x.ratio).addcmul_(clipped, boundary_weight)
-        value = clipped_value(x.ratio, x.adv, cfg.eps_low, cfg.eps_high, cfg.dual_clip_c)
-        if ln_scale != 1.0 or hp_scale != 1.0:
-            # On LN/HP the clipped value is −Â·(1∓ε); scale it like the gradient: −Â·β·(1∓ε).
-            extra = regions.negative * ((ln_scale - 1.0) * (1.0 - cfg.eps_low))
-            extra = extra + regions.positive * ((hp_scale - 1.0) * (1.0 + cfg.eps_high))
-            value.addcmul_(clipped, -x.adv * extra)
-        if cfg.dual_clip_c is not None:  # dual-clip stops HN tokens with r > c
-            weight.mul_(regions.dual_clip_kept(x.ratio, cfg.dual_clip_c))
-    return assemble(x, weight, regions, value=value, scratch=weight)
+        r = x.ratio  # (B, T)
+        regions = Regions.classify(r, x.adv, cfg.eps_low, cfg.eps_high)  # (B, T) 0/1 each
+        ln_weight = ln_scale * (1 - cfg.eps_low)  # LN: the gradient of β1·(1−ε_low)·r/sg(r)
+        hp_weight = hp_scale * (1 + cfg.eps_high)  # HP: the gradient of β2·(1+ε_high)·r/sg(r)
+        weight = select(regions.ln, ln_weight, select(regions.hp, hp_weight, r))  # (B, T)
+        value = clipped_value(r, x.adv, cfg.eps_low, cfg.eps_high, cfg.dual_clip_c)  # (B, T)
+        # On LN/HP the clipped value is −Â·(1∓ε); the paper scales it like the gradient: −Â·β·(1∓ε).
+        value = select(regions.ln, -x.adv * ln_weight, select(regions.hp, -x.adv * hp_weight, value))  # (B, T)
+        if cfg.dual_clip_c is not None:  # dual-clip's cap −c·Â is a constant: HN tokens with r > c stop
+            weight = select(regions.hn * is_above(r, cfg.dual_clip_c), 0.0, weight)  # (B, T)
+    per_token_loss = decoupled_surrogate(x, weight, value)  # (B, T)
+    return per_token_loss, objective_metrics(x, weight, regions)
 
 
 @register("gppo", GPPOLossConfig)
@@ -117,6 +116,7 @@ def gppo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: GP
         per_token_loss (B, T), zero on padding; metrics under :data:`dgpo.metrics.OBJECTIVE_METRIC_KEYS`.
 
     Reference: Klear-Reasoner (GPPO), Su et al. 2025, arXiv 2508.07629.
+    Readable reference: :func:`dgpo.losses.reference.gppo`.
     """
     return _gradient_preserving(prepare(logp, old_logp, adv, mask), cfg, 1.0, 1.0)
 
@@ -137,5 +137,6 @@ def ce_gppo_loss(
         per_token_loss (B, T), zero on padding; metrics under :data:`dgpo.metrics.OBJECTIVE_METRIC_KEYS`.
 
     Reference: CE-GPPO, Su et al. 2025, arXiv 2509.20712.
+    Readable reference: :func:`dgpo.losses.reference.ce_gppo`.
     """
     return _gradient_preserving(prepare(logp, old_logp, adv, mask), cfg, cfg.beta1, cfg.beta2)

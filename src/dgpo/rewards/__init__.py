@@ -2,7 +2,8 @@
 
 from dgpo.rewards.extract import extract_answer, extract_boxed
 from dgpo.rewards.fast_path import fast_equal, normalize
-from dgpo.rewards.math import (
+from dgpo.rewards.pool import VerifierPool, WorkerStartError
+from dgpo.rewards.verifier import (
     STATUSES,
     MathReward,
     MathVerifier,
@@ -11,7 +12,6 @@ from dgpo.rewards.math import (
     default_verifier,
     math_reward,
 )
-from dgpo.rewards.pool import VerifierPool, WorkerStartError
 
 __all__ = [
     "STATUSES",

@@ -29,6 +29,7 @@ from dgpo.data.train_sets import NAMED_DATASETS, load_train_set
 from dgpo.eval.backends import SamplingSettings, check_model_available, check_model_path, check_template
 from dgpo.eval.held_out import evaluate_rows
 from dgpo.fileio import write_atomically
+from dgpo.ranges import check_range
 from dgpo.train.rl import dgpo_config, train_rl
 from dgpo.train.run_config import RunConfig
 from dgpo.train.run_dir import prepare_run_dir
@@ -187,14 +188,10 @@ RANGES = {
 }
 
 
-def check_range(key: str, value: float | None, flag: str | None = None) -> None:
-    """Raise ``ValueError("rl.max_steps must be >= 1, got 0 (--steps)")`` when ``value`` is out of range."""
-    if value is None:
-        return
+def check_setting(key: str, value: float | None, flag: str = "") -> None:
+    """Raise ``ValueError("rl.max_steps must be >= 1, got 0 (--steps)")`` when ``value`` is out of RANGES[key]."""
     bound, kind = RANGES[key]
-    if not (value >= bound if kind == "ge" else value > bound):  # NaN fails both
-        sign = ">=" if kind == "ge" else ">"
-        raise ValueError(f"{key} must be {sign} {bound}, got {value}" + (f" ({flag})" if flag else ""))
+    check_range(key, value, bound, open_low=kind == "gt", flag=flag)
 
 
 def config_value(cfg: RunConfig, key: str):
@@ -214,7 +211,7 @@ def check_config(cfg: RunConfig) -> None:
     except TypeError as err:  # the objectives' configs raise TypeError for a parameter of the wrong type
         raise ValueError(f"rl.objective_kwargs: {err}") from err
     for key in RANGES:
-        check_range(key, config_value(cfg, key))
+        check_setting(key, config_value(cfg, key))
     if cfg.tiny.hidden_size < 8 or cfg.tiny.hidden_size % 8:
         raise ValueError(f"tiny.hidden_size must be a positive multiple of 8 (4 heads), got {cfg.tiny.hidden_size}")
     cycle = cfg.rl.num_iterations  # optimiser steps per generation batch (steps_per_generation = accumulation)
