@@ -113,11 +113,64 @@ def test_compare_finishes_resumes_after_a_kill_and_writes_the_table(tmp_path):
     assert first.stat().st_mtime == finished_at  # not repeated
     table = (out / "table.md").read_text()
     assert "| `grpo` |" in table and "| `dgpo` |" in table and "mean ± 95% t-interval over 2 seed(s)" in table
+    assert "Δ vs grpo (pts)" in table
     summary = json.loads((out / "summary.json").read_text())
-    assert len(summary["objectives"]["dgpo"]) == 2
+    assert len(summary["runs"]["default"]["dgpo"]) == 2
+    paired = summary["statistics"]["default"]["dgpo"]["paired"]
+    assert paired["n"] == 2 and paired["wins"] + paired["losses"] <= 2
     assert (out / "weights.png").exists() and (out / "curves.png").exists()
+
+
+def test_compare_passes_runs_every_level_with_the_same_generation_batches(tmp_path):
+    config = tmp_path / "small.yaml"
+    config.write_text(yaml.safe_dump(SMALL))
+    out = tmp_path / "frontier"
+    command = ["compare", "--out", str(out), "--objectives", "grpo,dgpo(n=2)", "--seeds", "1", "--steps", "4",
+               "--passes", "1,2", "--config", str(config)]  # fmt: skip
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 0, result.output
+    for name, steps in (("grpo-p1-seed0", 2), ("dgpo-n2-p1-seed0", 2), ("grpo-p2-seed0", 4), ("dgpo-n2-p2-seed0", 4)):
+        rows = [json.loads(line) for line in (out / "runs" / name / "metrics.jsonl").read_text().splitlines()]
+        assert rows[-1]["step"] == steps, name  # 2 generation batches × passes
+        assert "grad_share/ln" in rows[-1] and "grad/abs_sum" in rows[-1]
+    table = (out / "table.md").read_text()
+    assert "**2 passes per generation batch" in table and "| `dgpo(n=2)` |" in table
+    assert (out / "frontier.png").stat().st_size > 30_000
 
 
 def test_compare_rejects_unknown_objectives(tmp_path):
     result = CliRunner().invoke(app, ["compare", "--out", str(tmp_path), "--objectives", "grpo,nope"])
     assert result.exit_code == 2 and "unknown objective(s) nope" in " ".join(result.output.split())
+
+
+def test_compare_runs_the_same_study_on_a_given_model_and_dataset(tmp_path, tiny_model_dir):
+    # --model/--dataset: no warm start, held_out.rows rows of the dataset held out (the same for every run).
+    rows = [{"problem": f"{a} + {b} = ?", "answer": str(a + b)} for a in range(10) for b in range(6)]
+    dataset = tmp_path / "sums.jsonl"
+    dataset.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    config = tmp_path / "small.yaml"
+    small = {"rl": SMALL["rl"], "held_out": {"k": 1, "max_new_tokens": 16, "rows": 12}, "template": "{problem}"}
+    small["rl"] = {**small["rl"], "max_completion_length": 16}
+    config.write_text(yaml.safe_dump(small))
+    out = tmp_path / "on-model"
+    command = ["compare", "--out", str(out), "--objectives", "grpo,dgpo", "--seeds", "1", "--steps", "2",
+               "--model", str(tiny_model_dir), "--dataset", str(dataset), "--config", str(config)]  # fmt: skip
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 0, result.output
+    assert not (out / "warm" / "seed0" / "warm_start").exists()  # the given model is the starting point
+    for name in ("grpo-seed0", "dgpo-seed0"):
+        results = json.loads((out / "runs" / name / "results.json").read_text())
+        assert results["before"]["items"] == 12 and results["after"]["items"] == 12
+    assert "| `dgpo` |" in (out / "table.md").read_text()
+
+
+def test_held_out_rows_are_a_fixed_split_of_the_dataset():
+    from dgpo.train.run import hold_out
+
+    rows = [{"problem": str(i), "answer": str(i)} for i in range(50)]
+    train, test = hold_out(rows, 10, "d")
+    assert len(train) == 40 and len(test) == 10 and not {r["problem"] for r in train} & {r["problem"] for r in test}
+    assert hold_out(rows, 10, "d")[1] == test  # the same rows every time (every seed and objective)
+    assert hold_out(rows, 0, "d") == (rows, None)
+    with pytest.raises(ValueError, match=r"held_out\.rows = 50 leaves no training rows: d has 50 rows"):
+        hold_out(rows, 50, "d")

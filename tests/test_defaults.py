@@ -12,7 +12,19 @@ from typer.testing import CliRunner
 from dgpo.advantages import ADVANTAGES
 from dgpo.aggregation import AGGREGATIONS
 from dgpo.cli import app
-from dgpo.compare import DEFAULT_OBJECTIVES, QUICK_OBJECTIVES, QUICK_SEEDS, CompareSpec
+from dgpo.compare import (
+    DEFAULT_BASELINE,
+    DEFAULT_OBJECTIVES,
+    QUICK_OBJECTIVES,
+    QUICK_PASSES,
+    QUICK_SEEDS,
+    QUICK_STUDY_STEPS,
+    STUDY_OBJECTIVES,
+    STUDY_PASSES,
+    STUDY_SEEDS,
+    STUDY_STEPS,
+    CompareSpec,
+)
 from dgpo.data.benchmarks import BENCHMARKS
 from dgpo.eval import EvalConfig
 from dgpo.eval.backends import BACKENDS
@@ -125,20 +137,31 @@ def test_train_help_shows_run_config_defaults_and_the_registries():
 
 def test_compare_help_shows_compare_spec_defaults_and_the_presets():
     text = _help("compare")
-    assert f"(default {default_of(CompareSpec, 'seeds')}; {QUICK_SEEDS} with --quick)" in text
-    assert f"RL steps per run (default {default_of(CompareSpec, 'steps')})" in text
-    assert f"in minutes (default {default_of(CompareSpec, 'minutes'):g})" in text
-    assert f"(default {','.join(DEFAULT_OBJECTIVES)}; {','.join(QUICK_OBJECTIVES)} with --quick)" in text
+    seeds = f"(default {default_of(CompareSpec, 'seeds')}; {QUICK_SEEDS} with --quick; {STUDY_SEEDS} with --frontier)"
+    assert seeds in text
+    assert f"RL steps per run (default {default_of(CompareSpec, 'steps')}; {STUDY_STEPS} with --frontier" in text
+    assert f"in minutes (default {default_of(CompareSpec, 'minutes'):g}" in text
+    assert f"(default {','.join(DEFAULT_OBJECTIVES)}; {','.join(QUICK_OBJECTIVES)} with --quick;" in text
+    assert f"passes {','.join(map(str, STUDY_PASSES))} × {','.join(STUDY_OBJECTIVES)}" in text
+    assert f"(default {DEFAULT_BASELINE} when compared, else the first objective)" in text
     assert ", ".join(LOSSES) in text
     assert default_of(CompareSpec, "objectives") == DEFAULT_OBJECTIVES
 
 
 @pytest.mark.parametrize(
-    ("args", "objectives", "seeds"),
-    [([], DEFAULT_OBJECTIVES, None), (["--quick"], QUICK_OBJECTIVES, QUICK_SEEDS),
-     (["--quick", "--seeds", "1", "--objectives", "pg"], ("pg",), 1)],
+    ("args", "objectives", "seeds", "passes", "baseline", "steps"),
+    [([], DEFAULT_OBJECTIVES, None, (), "grpo", None),
+     (["--quick"], QUICK_OBJECTIVES, QUICK_SEEDS, (), "grpo", None),
+     (["--quick", "--seeds", "1", "--objectives", "pg"], ("pg",), 1, (), "pg", None),
+     (["--frontier"], STUDY_OBJECTIVES, STUDY_SEEDS, STUDY_PASSES, "grpo", STUDY_STEPS),
+     (["--frontier", "--quick"], QUICK_OBJECTIVES, QUICK_SEEDS, QUICK_PASSES, "grpo", QUICK_STUDY_STEPS),
+     (["--frontier", "--steps", "8"], STUDY_OBJECTIVES, STUDY_SEEDS, STUDY_PASSES, "grpo", 8),
+     (["--objectives", "dgpo(m=1),dgpo", "--baseline", "dgpo(n=1)", "--passes", "8"], ("dgpo(m=1)", "dgpo"), None,
+      (8,), "dgpo", None)],
 )  # fmt: skip
-def test_compare_fills_unset_options_from_compare_spec(monkeypatch, tmp_path, args, objectives, seeds):
+def test_compare_fills_unset_options_from_compare_spec(
+    monkeypatch, tmp_path, args, objectives, seeds, passes, baseline, steps
+):
     import dgpo.compare
 
     seen = []
@@ -146,9 +169,12 @@ def test_compare_fills_unset_options_from_compare_spec(monkeypatch, tmp_path, ar
     result = runner.invoke(app, ["compare", "--out", str(tmp_path / "c"), *args])
     assert result.exit_code == 0, result.output
     (spec,) = seen
-    assert spec.objectives == objectives
+    assert tuple(arm.label for arm in spec.arms) == objectives
     assert spec.seeds == (seeds if seeds is not None else default_of(CompareSpec, "seeds"))
-    assert (spec.steps, spec.minutes) == (default_of(CompareSpec, "steps"), default_of(CompareSpec, "minutes"))
+    assert spec.steps == (steps if steps is not None else default_of(CompareSpec, "steps"))
+    assert spec.minutes == default_of(CompareSpec, "minutes")
+    assert (spec.passes, spec.baseline) == (passes, baseline)
+    assert spec.run_config(None, 0, tmp_path).held_out.k == (1 if "--frontier" in args else 4)
 
 
 def test_eval_fills_unset_options_from_eval_config(monkeypatch, tmp_path):

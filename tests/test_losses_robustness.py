@@ -203,6 +203,11 @@ def reference_metrics(name: str, logp, old, adv, mask) -> dict[str, float]:
         "weight/ln_vs_pg_max": ln_values.max().item() if ln_values.numel() else 0.0,
     }
     out.update({f"region/{k}": (v & active).sum().item() / n for k, v in regions.items()})
+    # Where the gradient goes: each region's share of Σ|Â·w| over active tokens.
+    abs_grad = (adv_t.abs() * w).masked_fill(~active, 0.0)
+    out["grad/abs_sum"] = abs_grad.sum().item()
+    for k in ("inside", "ln", "hp", "lp", "hn"):
+        out[f"grad_share/{k}"] = abs_grad[regions[k]].sum().item() / out["grad/abs_sum"]
     return out
 
 

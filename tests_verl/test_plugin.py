@@ -76,6 +76,8 @@ def test_composed_verl_config_reaches_the_objective(actor_config):
         torch.testing.assert_close(loss, ref_loss, rtol=1e-12, atol=1e-12)
         torch.testing.assert_close(grad, ref_grad, rtol=1e-12, atol=1e-12)
     assert {"actor/pg_clipfrac", "actor/ppo_kl", "actor/pg_clipfrac_lower", "actor/dgpo/region/ln"} <= set(metrics)
+    shares = [metrics[f"actor/dgpo/grad_share/{region}"] for region in ("inside", "ln", "hp", "lp", "hn")]
+    assert sum(shares) == pytest.approx(1.0) and metrics["actor/dgpo/grad/abs_sum"] > 0
     assert all(isinstance(v, float) for v in metrics.values())
 
 

@@ -22,7 +22,21 @@ from typer.core import TyperGroup
 
 from dgpo.advantages import ADVANTAGES
 from dgpo.aggregation import AGGREGATIONS
-from dgpo.compare import DEFAULT_OBJECTIVES, QUICK_OBJECTIVES, QUICK_SEEDS, CompareSpec
+from dgpo.compare import (
+    DEFAULT_BASELINE,
+    DEFAULT_OBJECTIVES,
+    MODEL_HELD_OUT_ROWS,
+    QUICK_OBJECTIVES,
+    QUICK_PASSES,
+    QUICK_SEEDS,
+    QUICK_STUDY_STEPS,
+    STUDY_OBJECTIVES,
+    STUDY_OVERRIDES,
+    STUDY_PASSES,
+    STUDY_SEEDS,
+    STUDY_STEPS,
+    CompareSpec,
+)
 from dgpo.data.benchmarks import BENCHMARKS
 from dgpo.data.train_sets import NAMED_DATASETS
 from dgpo.diagnostics import DEFAULT_HP_RATIOS, DEFAULT_LN_RATIOS, weight_vs_pg
@@ -36,6 +50,9 @@ from dgpo.train.run_config import RLConfig, RunConfig, WarmStartConfig, default_
 #: so that the dataclass fills it in, and their help texts read it from there.
 _EVAL = {name: default_of(EvalConfig, name) for name in ("k", "temperature", "top_p", "max_new_tokens", "seed")}
 _COMPARE = {name: default_of(CompareSpec, name) for name in ("seeds", "steps", "minutes")}
+
+_COMPARE_HELD_OUT_ROWS = MODEL_HELD_OUT_ROWS
+_ITERATIONS = default_of(RLConfig, "num_iterations")
 _RL = {name: default_of(RLConfig, name) for name in ("objective", "advantage", "aggregation", "max_steps")}
 
 #: Errors that are the user's to fix (bad values, missing or unreadable files): one line, exit code 2.
@@ -356,43 +373,97 @@ def compare(
     out: Path = typer.Option(..., help="Output directory (resumable): runs/, table.md, summary.json, plots."),
     objectives: str | None = typer.Option(
         None,
-        help=f"Comma-separated, of {', '.join(LOSSES)} "
-        f"(default {','.join(DEFAULT_OBJECTIVES)}; {','.join(QUICK_OBJECTIVES)} with --quick).",
+        help=f"Comma-separated objectives, each a name of {', '.join(LOSSES)} or name(key=value,...), e.g. "
+        f"'dgpo(n=2,m=2)' (default {','.join(DEFAULT_OBJECTIVES)}; {','.join(QUICK_OBJECTIVES)} with --quick; "
+        f"{','.join(STUDY_OBJECTIVES)} with --frontier).",
+    ),
+    baseline: str | None = typer.Option(
+        None,
+        help=f"Objective every other is paired against; one of those compared (default {DEFAULT_BASELINE} when "
+        "compared, else the first objective).",
     ),
     seeds: int | None = typer.Option(
-        None, help=f"Seeds per objective, >= 1 (default {_COMPARE['seeds']}; {QUICK_SEEDS} with --quick)."
+        None,
+        help=f"Seeds per objective, >= 1 (default {_COMPARE['seeds']}; {QUICK_SEEDS} with --quick; "
+        f"{STUDY_SEEDS} with --frontier).",
     ),
-    steps: int | None = typer.Option(None, help=f"RL steps per run (default {_COMPARE['steps']})."),
+    steps: int | None = typer.Option(
+        None,
+        help=f"RL steps per run (default {_COMPARE['steps']}; {STUDY_STEPS} with --frontier, {QUICK_STUDY_STEPS} with "
+        "--frontier --quick); with --passes, steps / num_iterations generation batches per run at every level.",
+    ),
     minutes: float | None = typer.Option(
-        None, help=f"Wall-clock budget of each run's RL stage, in minutes (default {_COMPARE['minutes']:g})."
+        None,
+        help=f"Wall-clock budget of each run's RL stage, in minutes (default {_COMPARE['minutes']:g}; scaled with "
+        "the passes).",
+    ),
+    passes: str | None = typer.Option(
+        None,
+        help="Off-policy levels: comma-separated optimiser passes per generation batch, e.g. 1,2,4,8,16; each "
+        "objective runs at each level with the same learning rate and generation batches, and frontier.png plots "
+        "accuracy against them.",
+    ),
+    frontier: bool = typer.Option(
+        False,
+        help=f"The off-policy study: passes {','.join(map(str, STUDY_PASSES))} × {','.join(STUDY_OBJECTIVES)} × "
+        f"{STUDY_SEEDS} seeds, {STUDY_STEPS // _ITERATIONS} generation batches per run (about 1.6 h on 2 cores); "
+        f"with --quick {','.join(map(str, QUICK_PASSES))} × {','.join(QUICK_OBJECTIVES)} × {QUICK_SEEDS} seeds, "
+        f"{QUICK_STUDY_STEPS // _ITERATIONS} batches (19 min). Held-out Avg@1 unless the config sets held_out.k.",
     ),
     quick: bool = typer.Option(
-        False, help=f"{', '.join(QUICK_OBJECTIVES)} × {QUICK_SEEDS} seeds (about 5 minutes on 2 cores)."
+        False, help=f"{', '.join(QUICK_OBJECTIVES)} × {QUICK_SEEDS} seeds (a few minutes on 2 cores)."
     ),
     stress: bool = typer.Option(False, help="Stress preset: 4 passes per batch and lr 2e-4, to provoke divergence."),
+    model: str | None = typer.Option(
+        None, help="Compare on this model (hub id or path) instead of the embedded one; needs --dataset."
+    ),
+    dataset: str | None = typer.Option(
+        None,
+        help="Training set for --model: dapo_math_17k, math, gsm8k or a JSONL/parquet path; held_out.rows of it "
+        f"(default {_COMPARE_HELD_OUT_ROWS} here) are held out for the before/after accuracy.",
+    ),
     config: str | None = typer.Option(None, help="YAML overriding the run config of every run (e.g. task sizes)."),
 ) -> None:
-    """Run the embedded task for each objective × seed and write mean ± 95% CI tables and plots."""
+    """Run every objective × seed (× off-policy level) on one warm start per seed; write paired tables and plots."""
     from dgpo.compare import run_compare
-    from dgpo.train.run_config import read_overrides
+    from dgpo.train.run_config import merge, read_overrides
 
     refuse_launcher("compare")
     try:
         check_range("seeds", seeds, 1, flag="--seeds")
         check_range("steps", steps, 1, flag="--steps")
         check_range("minutes", minutes, 0, open_low=True, flag="--minutes")
-        chosen = objectives.split(",") if objectives else list(QUICK_OBJECTIVES if quick else DEFAULT_OBJECTIVES)
+        if objectives:
+            chosen = objectives
+        else:
+            chosen = ",".join(STUDY_OBJECTIVES if frontier and not quick else QUICK_OBJECTIVES if quick else
+                              DEFAULT_OBJECTIVES)  # fmt: skip
+        levels = _passes(passes) if passes else (QUICK_PASSES if quick else STUDY_PASSES) if frontier else ()
+        if seeds is None and (quick or frontier):
+            seeds = QUICK_SEEDS if quick else STUDY_SEEDS
         base = read_overrides(config) if config is not None else {}
-        if seeds is None and quick:
-            seeds = QUICK_SEEDS
-        given = {"seeds": seeds, "steps": steps, "minutes": minutes}
+        if frontier:  # the study's budget: fewer generation batches and Avg@1, unless given
+            steps = steps if steps is not None else QUICK_STUDY_STEPS if quick else STUDY_STEPS
+            base = merge(STUDY_OVERRIDES, base)
+        if model is not None or dataset is not None:
+            base = merge(base, {key: value for key, value in (("model", model), ("dataset", dataset)) if value})
+            if model is not None and "rows" not in base.get("held_out", {}):
+                base = merge(base, {"held_out": {"rows": _COMPARE_HELD_OUT_ROWS}})
+        given = {"seeds": seeds, "steps": steps, "minutes": minutes, "baseline": baseline}
         spec = CompareSpec(
-            out=out, objectives=tuple(o.strip() for o in chosen), stress=stress, base=base,
+            out=out, objectives=(chosen,), stress=stress, base=base, passes=levels,
             **{key: value for key, value in given.items() if value is not None},
         )  # fmt: skip
         run_compare(spec)
     except USER_ERRORS as err:
         fail(err)
+
+
+def _passes(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"--passes must be comma-separated integers >= 1, got {text!r}") from None
 
 
 if __name__ == "__main__":

@@ -1,33 +1,130 @@
-"""``dgpo compare``: the embedded task for every objective × seed, held-out evaluation, mean ± 95% CI.
+"""``dgpo compare``: every arm (objective and its parameters) × seed × off-policy level, then paired statistics.
 
-Each seed gets one warm start (task split, model init and supervised pass), shared by all objectives, so the
-objectives differ only in RL. Every run has a fixed budget (steps and minutes, printed up front) and lives in
-``OUT/runs/<objective>-seed<s>``; a run with ``results.json`` is finished and skipped on a re-run, an unfinished
-one resumes from its last checkpoint. ``OUT/table.md`` reports, per objective, held-out accuracy after RL as
-mean ± 95% Student-t interval over seeds, and says which intervals overlap the best one.
+Each seed gets one warm start (task split, model init and supervised pass), shared by every arm and level, so
+the arms differ only in RL and every comparison can be *paired*: ``arm − baseline`` on the same seed removes the
+seed-to-seed variance of the warm starts (:mod:`dgpo.compare_report`). An arm is an objective name, optionally with
+parameters: ``dgpo(n=2,m=2)``. The off-policy axis (``passes``) is the number of optimiser passes over each
+generation batch (TRL's ``num_iterations``): at 1 every update is on-policy, and the more passes, the further the
+policy drifts from the one that sampled the batch. Every level runs the same number of generation batches at the
+same learning rate.
+
+Runs live in ``OUT/runs/<arm>[-p<passes>]-seed<s>``; a run with ``results.json`` is finished and skipped on a
+re-run, an unfinished one resumes from its last checkpoint, so a killed comparison loses at most one run's work
+since its last checkpoint.
 """
 
 from __future__ import annotations
 
-import json
+import re
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from rich.console import Console
 
-from dgpo.fileio import write_atomically
-from dgpo.losses import LOSSES
-from dgpo.stats import Interval, t_interval
+from dgpo.losses import LOSSES, get_loss
 from dgpo.train.run_config import RunConfig, load_config, merge
 
 DEFAULT_OBJECTIVES = ("grpo", "dapo", "cispo", "gppo", "ce_gppo", "aspo", "dgpo")
+#: The objective every other is paired against, when compared and no other is chosen.
+DEFAULT_BASELINE = "grpo"
 QUICK_OBJECTIVES = ("grpo", "cispo", "dgpo")
-#: Seeds per objective of ``dgpo compare --quick`` (``CompareSpec.seeds`` otherwise).
-QUICK_SEEDS = 2
+#: Seeds per arm of ``dgpo compare --quick`` (``CompareSpec.seeds`` otherwise).
+QUICK_SEEDS = 3
+#: Off-policy levels of ``dgpo compare --frontier --quick``.
+QUICK_PASSES = (1, 4, 16)
+#: The full off-policy study (``dgpo compare --frontier``): levels, objectives, seeds and RL steps at the base
+#: 2 passes (30 steps = 15 generation batches per run at every level).
+STUDY_PASSES = (1, 2, 4, 8, 16)
+STUDY_OBJECTIVES = ("grpo", "dapo", "cispo", "gppo", "dgpo")
+STUDY_SEEDS = 5
+STUDY_STEPS = 30
+#: ``--frontier --quick``: 20 steps = 10 generation batches per run.
+QUICK_STUDY_STEPS = 20
+#: Under the user's --config in both studies: held-out Avg@1/Pass@1 beside greedy accuracy (5 s per evaluation on
+#: the 2-core machine instead of 16 s for Avg@4, over 27 or 125 evaluations).
+STUDY_OVERRIDES = {"held_out": {"k": 1}}
+#: The embedded task of every comparison: 3-digit addition, where the warm start leaves headroom. Measured on the
+#: 2-core machine (seed 0, defaults otherwise): greedy 50.8% after the warm start, 77.3% after 60 GRPO steps
+#: (+26.5 points); the 2-digit task of ``dgpo train`` starts at 55–83% and ends near its 95% ceiling, and 2-digit
+#: addition of three operands starts at 6.3%. A --config overrides it.
+COMPARE_TASK = {"task": {"digits": 3}}
+#: Held-out rows of a ``dgpo compare --model`` run's dataset (for the before/after accuracy), unless the config
+#: sets ``held_out.rows``.
+MODEL_HELD_OUT_ROWS = 200
 #: Provokes the left-boundary divergence: 4 optimiser passes per generation batch (ratios drift far from 1, many
 #: negative-advantage tokens fall below 1−ε) and a 10× higher learning rate than the default.
 STRESS_OVERRIDES = {"rl": {"num_iterations": 4, "learning_rate": 2e-4}}
+
+
+@dataclass(frozen=True)
+class Arm:
+    """An objective with the parameters it differs from its defaults in (``params`` sorted by field order)."""
+
+    objective: str
+    params: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def label(self) -> str:
+        """``dgpo`` or ``dgpo(n=2,m=2)``."""
+        if not self.params:
+            return self.objective
+        return f"{self.objective}({','.join(f'{k}={v:g}' for k, v in self.params)})"
+
+    @property
+    def slug(self) -> str:
+        """The label as a directory name: ``dgpo-n2-m2``."""
+        return "-".join([self.objective, *(f"{k}{v:g}" for k, v in self.params)])
+
+
+_ARM = re.compile(r"^\s*([a-z_]+)\s*(?:\((.*)\))?\s*$")
+
+
+def parse_arm(text: str) -> Arm:
+    """``"dgpo"`` or ``"dgpo(n=2, m=2)"`` → :class:`Arm`; unknown names, parameters or values raise ``ValueError``.
+
+    Parameters equal to the objective's defaults are dropped, so ``dgpo(n=1,m=2)`` is the arm ``dgpo``.
+    """
+    match = _ARM.match(text)
+    if not match:
+        raise ValueError(f"cannot read objective {text!r}; write a name or name(key=value,...), e.g. dgpo(n=2,m=2)")
+    name, inside = match.group(1), match.group(2)
+    if name not in LOSSES:
+        raise ValueError(f"unknown objective(s) {name}; valid objectives: {', '.join(LOSSES)}")
+    given: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in (inside or "").split(","))):
+        key, sep, value = item.partition("=")
+        try:
+            given[key.strip()] = float(value)
+        except ValueError:
+            raise ValueError(f"objective {text!r}: {item!r} is not key=number") from None
+        if not sep:
+            raise ValueError(f"objective {text!r}: {item!r} is not key=number")
+    config = get_loss(name, **given).config  # checks names and ranges
+    defaults = asdict(LOSSES[name]())
+    params = tuple((k, v) for k, v in asdict(config).items() if k in given and v != defaults[k])
+    return Arm(name, params)
+
+
+def parse_arms(text: str) -> tuple[Arm, ...]:
+    """A comma-separated list of arms; commas inside parentheses belong to the arm."""
+    parts, depth, current = [], 0, ""
+    for char in text:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    parts.append(current)
+    arms = tuple(parse_arm(part) for part in parts if part.strip())
+    labels = [arm.label for arm in arms]
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    if repeated:
+        raise ValueError(f"objective(s) listed twice: {', '.join(repeated)}")
+    if not arms:
+        raise ValueError("no objective given")
+    return arms
 
 
 @dataclass
@@ -35,153 +132,127 @@ class CompareSpec:
     """One comparison; its defaults are ``dgpo compare``'s (the CLI reads them from here)."""
 
     out: Path
-    objectives: tuple[str, ...] = DEFAULT_OBJECTIVES
+    objectives: tuple[str, ...] = DEFAULT_OBJECTIVES  # arms: names or name(key=value,...)
     seeds: int = 3
     steps: int = 60
     minutes: float = 3.0
     stress: bool = False
+    baseline: str | None = None  # None: DEFAULT_BASELINE when compared, else the first objective
+    passes: tuple[int, ...] = ()  # off-policy levels; () = one level, the run config's num_iterations
     base: dict = field(default_factory=dict)  # RunConfig overrides (nested dict), e.g. from --config
+    arms: tuple[Arm, ...] = field(init=False)
 
     def __post_init__(self) -> None:
-        unknown = [o for o in self.objectives if o not in LOSSES]
-        if unknown:
-            raise ValueError(f"unknown objective(s) {', '.join(unknown)}; valid objectives: {', '.join(LOSSES)}")
+        self.arms = parse_arms(",".join(self.objectives))
         if self.seeds < 1 or self.steps < 1 or not self.minutes > 0:
             raise ValueError(
                 f"need seeds >= 1, steps >= 1, minutes > 0; got {self.seeds}, {self.steps}, {self.minutes}"
             )
+        bad = [p for p in self.passes if not (isinstance(p, int) and p >= 1)]
+        if bad or len(set(self.passes)) != len(self.passes):
+            raise ValueError(f"--passes must be distinct integers >= 1, got {','.join(map(str, self.passes))}")
+        labels = [arm.label for arm in self.arms]
+        if self.baseline is None:
+            self.baseline = DEFAULT_BASELINE if DEFAULT_BASELINE in labels else labels[0]
+        self.baseline = parse_arm(self.baseline).label
+        if self.baseline not in labels:
+            raise ValueError(
+                f"baseline {self.baseline} is not among the compared objectives "
+                f"({', '.join(arm.label for arm in self.arms)}); add it or choose another with --baseline"
+            )
 
-    def run_config(self, objective: str | None, seed: int, output_dir: Path) -> RunConfig:
-        rl = {"max_steps": self.steps, "max_minutes": self.minutes}
-        if objective is not None:
-            rl["objective"] = objective
-        overrides = merge(self.base, STRESS_OVERRIDES) if self.stress else self.base
-        return load_config(None, merge(overrides, {"output_dir": str(output_dir), "seed": seed, "rl": rl}))
+    @property
+    def levels(self) -> tuple[int | None, ...]:
+        """The off-policy levels (passes per generation batch); (None,) when the run config decides."""
+        return self.passes or (None,)
+
+    @property
+    def base_iterations(self) -> int:
+        """Passes per generation batch of the run config without ``--passes`` (the default run's 2)."""
+        return self.run_config(None, 0, self.out).rl.num_iterations
+
+    @property
+    def generations(self) -> int:
+        """Generation batches per run: ``steps`` optimiser steps at the base passes (60 steps / 2 = 30)."""
+        return max(1, self.steps // self.base_iterations)
+
+    def run_config(self, arm: Arm | None, seed: int, output_dir: Path, passes: int | None = None) -> RunConfig:
+        rl: dict = {"max_steps": self.steps, "max_minutes": self.minutes}
+        overrides = merge(COMPARE_TASK, self.base)
+        overrides = merge(overrides, STRESS_OVERRIDES) if self.stress else overrides
+        if passes is not None:  # the same generation batches at every level: steps, budget, saves scale with passes
+            base_rl = load_config(None, overrides).rl
+            generations = max(1, self.steps // base_rl.num_iterations)
+            rl.update(
+                num_iterations=passes,
+                max_steps=generations * passes,
+                max_minutes=self.minutes * passes / base_rl.num_iterations,
+                # checkpoints only at generation-cycle boundaries (TRL does not save its buffered generations)
+                save_steps=passes * max(1, base_rl.save_steps // base_rl.num_iterations),
+            )
+        if arm is not None:
+            rl.update(objective=arm.objective, objective_kwargs=dict(arm.params))
+        overrides = merge(overrides, {"output_dir": str(output_dir), "seed": seed, "rl": rl})
+        if arm is not None:  # the arm's parameters replace, not extend, any given for another objective
+            overrides["rl"]["objective_kwargs"] = dict(arm.params)
+        return load_config(None, overrides)
+
+    def run_dir(self, arm: Arm, seed: int, passes: int | None) -> Path:
+        level = "" if passes is None else f"-p{passes}"
+        return self.out / "runs" / f"{arm.slug}{level}-seed{seed}"
 
 
 def run_compare(spec: CompareSpec, console: Console | None = None) -> dict:
-    """Run (or resume) every objective × seed and write ``table.md``, ``summary.json`` and the plots."""
-    from dgpo.train.run import check_config, held_out, prepare_model, quiet_libraries, run_training
+    """Run (or resume) every arm × level × seed, then write ``table.md``, ``summary.json`` and the plots."""
+    from dgpo.compare_report import summarize_compare
+    from dgpo.eval.backends import check_model_available
+    from dgpo.train.run import check_config, held_out, load_rows, prepare_model, quiet_libraries, run_training
 
     console = console or Console()
     out = spec.out
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} exists and is not a directory")
     quiet_libraries()
-    runs = [(objective, seed) for seed in range(spec.seeds) for objective in spec.objectives]
+    runs = [(arm, passes, seed) for seed in range(spec.seeds) for passes in spec.levels for arm in spec.arms]
+    # Every check before the first directory is made: a comparison that cannot run leaves nothing behind.
+    for arm, passes, seed in runs[: len(spec.arms) * len(spec.levels)]:
+        check_config(spec.run_config(arm, seed, spec.run_dir(arm, seed, passes), passes))
+    first = spec.run_config(None, 0, out)
+    if not first.embedded:
+        check_model_available(first.model)
+    load_rows(first)  # the dataset exists and is usable
+    count = len(spec.passes)
+    levels = f" × {count} level{'s' if count > 1 else ''} (passes {','.join(map(str, spec.passes))})" if count else ""
+    budget = (
+        f"{spec.steps} RL steps or {spec.minutes:g} min"
+        if not spec.passes
+        else f"{spec.generations} generation batches (passes × {spec.generations} steps) or passes × "
+        f"{spec.minutes / spec.base_iterations:g} min"
+    )
     console.print(
-        f"[bold]compare[/bold]: {len(spec.objectives)} objectives × {spec.seeds} seeds = {len(runs)} runs; "
-        f"budget per run {spec.steps} RL steps or {spec.minutes:g} min, whichever comes first; one warm start per "
-        f"seed{'; STRESS preset' if spec.stress else ''} → {out}"
+        f"[bold]compare[/bold]: {len(spec.arms)} objectives{levels} × {spec.seeds} seeds = {len(runs)} runs; "
+        f"budget per run {budget}, whichever comes first; one warm start per seed; paired against "
+        f"{spec.baseline}{'; STRESS preset' if spec.stress else ''} → {out}",
+        soft_wrap=True,
     )
     for seed in range(spec.seeds):
         base = spec.run_config(None, seed, out / "warm" / f"seed{seed}")
         check_config(base)
         Path(base.output_dir).mkdir(parents=True, exist_ok=True)
         model_path, _, test_rows = prepare_model(base, Path(base.output_dir), console)
-        held_out(base, model_path, test_rows, "before", Path(base.output_dir), console)
-    for index, (objective, seed) in enumerate(runs, start=1):
-        run_dir = out / "runs" / f"{objective}-seed{seed}"
+        if test_rows:
+            held_out(base, model_path, test_rows, "before", Path(base.output_dir), console)
+    for index, (arm, passes, seed) in enumerate(runs, start=1):
+        run_dir = spec.run_dir(arm, seed, passes)
         if (run_dir / "results.json").exists():
             console.print(f"[{index}/{len(runs)}] {run_dir.name}: finished, skipped")
             continue
         console.print(f"[{index}/{len(runs)}] {run_dir.name}")
         warm = out / "warm" / f"seed{seed}"
         run_dir.mkdir(parents=True, exist_ok=True)
-        if not (run_dir / "warm_start").exists():
+        if (warm / "warm_start").exists() and not (run_dir / "warm_start").exists():
             shutil.copytree(warm / "warm_start", run_dir / "warm_start")
-        shutil.copy(warm / "held_out_before.json", run_dir / "held_out_before.json")
-        run_training(spec.run_config(objective, seed, run_dir), console, resume=True)
+        if (warm / "held_out_before.json").exists():
+            shutil.copy(warm / "held_out_before.json", run_dir / "held_out_before.json")
+        run_training(spec.run_config(arm, seed, run_dir, passes), console, resume=True)
     return summarize_compare(spec, console)
-
-
-def run_summary(run_dir: Path) -> dict:
-    """Held-out results and stability diagnostics of one finished run."""
-    results = json.loads((run_dir / "results.json").read_text())
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    rewards = [r["reward"] for r in rows if r.get("reward") is not None]
-    entropies = [r["entropy"] for r in rows if r.get("entropy") is not None]
-    ln_max = max((r.get("weight/ln_vs_pg_max") or 0.0 for r in rows), default=0.0)
-    tail = rewards[-3:] or [0.0]
-    # Collapse: the policy stopped earning reward, or its entropy blew up (the failure soft clipping invites).
-    collapsed = (sum(tail) / len(tail) < 0.1) or (bool(entropies) and entropies[-1] > 3 * max(entropies[0], 1e-6))
-    return {
-        "before": results["before"],
-        "after": results["after"],
-        "steps": rows[-1]["step"] if rows else 0,
-        "ln_weight_vs_pg_max": ln_max,
-        "entropy_first": entropies[0] if entropies else None,
-        "entropy_last": entropies[-1] if entropies else None,
-        "reward_first": rewards[0] if rewards else None,
-        "reward_last3": sum(tail) / len(tail),
-        "collapsed": collapsed,
-    }
-
-
-def summarize_compare(spec: CompareSpec, console: Console) -> dict:
-    from dgpo.plot import plot_runs, plot_weights
-
-    per_objective: dict[str, list[dict]] = {}
-    for objective in spec.objectives:
-        per_objective[objective] = [
-            run_summary(spec.out / "runs" / f"{objective}-seed{seed}") for seed in range(spec.seeds)
-        ]
-    intervals = {
-        objective: {
-            "greedy": t_interval([r["after"]["greedy"] for r in runs]),
-            "change": t_interval([r["after"]["greedy"] - r["before"]["greedy"] for r in runs]),
-            "avg": t_interval([r["after"]["avg"] for r in runs]),
-            "pass": t_interval([r["after"]["pass"] for r in runs]),
-        }
-        for objective, runs in per_objective.items()
-    }
-    table = comparison_table(spec, per_objective, intervals)
-    write_atomically(spec.out / "table.md", table)
-    summary = {
-        "objectives": per_objective,
-        "intervals": {o: {k: vars(v) for k, v in i.items()} for o, i in intervals.items()},
-    }
-    write_atomically(spec.out / "summary.json", json.dumps(summary, indent=2))
-    plot_weights(spec.out / "weights.png", spec.objectives)
-    plot_runs(sorted((spec.out / "runs").iterdir()), spec.out / "curves.png")
-    console.print(table, markup=False, highlight=False, soft_wrap=True)
-    return summary
-
-
-def comparison_table(spec: CompareSpec, per_objective: dict, intervals: dict[str, dict[str, Interval]]) -> str:
-    k = spec.run_config(None, 0, spec.out).held_out.k
-    best = max(intervals, key=lambda o: intervals[o]["greedy"].mean)
-    before = t_interval([r["before"]["greedy"] for r in next(iter(per_objective.values()))])  # one per seed
-    lines = [
-        f"Held-out accuracy after RL (%), mean ± 95% t-interval over {spec.seeds} seed(s); "
-        f"{spec.steps} steps or {spec.minutes:g} min per run{' — STRESS preset' if spec.stress else ''}.",
-        f"Greedy accuracy before RL (the shared warm starts): {before.format()}.",
-        "",
-        f"| objective | greedy | change vs before (pts) | Avg@{k} | Pass@{k} | overlaps best? "
-        "| max LN w/PG | collapsed |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for objective, i in intervals.items():
-        runs = per_objective[objective]
-        overlap = "best" if objective == best else ("yes" if i["greedy"].overlaps(intervals[best]["greedy"]) else "no")
-        ln = max(r["ln_weight_vs_pg_max"] for r in runs)
-        collapsed = sum(r["collapsed"] for r in runs)
-        lines.append(
-            f"| `{objective}` | {i['greedy'].format()} | {i['change'].format()} | {i['avg'].format()} | "
-            f"{i['pass'].format()} | {overlap} | {ln:.3g} | {collapsed}/{len(runs)} |"
-        )
-    overlapping = [o for o in intervals if o != best and intervals[o]["greedy"].overlaps(intervals[best]["greedy"])]
-    lines += [
-        "",
-        f"Best mean greedy accuracy: `{best}`. "
-        + (
-            f"Its interval overlaps those of {', '.join(f'`{o}`' for o in overlapping)}: with {spec.seeds} seed(s) "
-            "these differences are not resolved."
-            if overlapping
-            else "Its interval overlaps no other objective's."
-        ),
-        "max LN w/PG: the largest ratio-to-PG weight on a left-boundary token over all steps and seeds "
-        "(soft clipping ≫ 1 when r → 0; DGPO < 1). collapsed: runs whose last rewards fell below 0.1 or whose "
-        "entropy tripled.",
-    ]
-    return "\n".join(lines) + "\n"

@@ -26,6 +26,10 @@ WEIGHT_LN_VS_PG_MAX = "weight/ln_vs_pg_max"
 #: Active (response) tokens of the call, and those of them with Â ≠ 0: the denominators of the mean keys.
 TOKENS_ACTIVE = "tokens/active"
 TOKENS_NONZERO_ADV = "tokens/nonzero_adv"
+#: Where the gradient goes: each region's share of Σ|Â·w| over active tokens (the log-prob-gradient magnitude).
+GRAD_SHARE_KEYS = ("grad_share/inside", "grad_share/ln", "grad_share/hp", "grad_share/lp", "grad_share/hn")
+#: Σ|Â·w| over active tokens: the denominator of the ``grad_share/*`` keys.
+GRAD_ABS_SUM = "grad/abs_sum"
 
 #: Keys of the metrics dict returned by every objective in :mod:`dgpo.losses`.
 OBJECTIVE_METRIC_KEYS = (
@@ -35,8 +39,10 @@ OBJECTIVE_METRIC_KEYS = (
     WEIGHT_VS_PG_MEAN,
     WEIGHT_VS_PG_MAX,
     WEIGHT_LN_VS_PG_MAX,
+    *GRAD_SHARE_KEYS,
     TOKENS_ACTIVE,
     TOKENS_NONZERO_ADV,
+    GRAD_ABS_SUM,
 )
 
 #: mean key -> the count key it is a mean over.
@@ -44,9 +50,11 @@ MEAN_OVER = {
     RATIO_MEAN: TOKENS_ACTIVE,
     **dict.fromkeys(REGION_KEYS, TOKENS_ACTIVE),
     WEIGHT_VS_PG_MEAN: TOKENS_NONZERO_ADV,
+    **dict.fromkeys(GRAD_SHARE_KEYS, GRAD_ABS_SUM),
 }
 MAX_KEYS = (RATIO_MAX, WEIGHT_VS_PG_MAX, WEIGHT_LN_VS_PG_MAX)
-COUNT_KEYS = (TOKENS_ACTIVE, TOKENS_NONZERO_ADV)
+#: Summed keys: the two token counts and Σ|Â·w|.
+COUNT_KEYS = (TOKENS_ACTIVE, TOKENS_NONZERO_ADV, GRAD_ABS_SUM)
 
 #: Trust region used only to *label* regions for objectives that have none of their own (``pg``, ``sapo``),
 #: so their region fractions stay comparable with the clipped objectives' defaults.

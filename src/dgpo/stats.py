@@ -1,4 +1,4 @@
-"""Mean and Student-t confidence interval for a handful of seeds."""
+"""Mean and Student-t confidence interval for a handful of seeds, and the paired form of it."""
 
 from __future__ import annotations
 
@@ -51,3 +51,39 @@ def t_interval(values: Sequence[float]) -> Interval:
         return Interval(mean, float("nan"), 1)
     critical = T_975[n - 2] if n - 1 <= len(T_975) else 1.960
     return Interval(mean, critical * statistics.stdev(values) / math.sqrt(n), n)
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """Differences ``arm − baseline`` over seeds that share everything but the arm (same warm start and data).
+
+    Pairing removes the seed-to-seed variance both arms share (e.g. a stronger warm start lifts both), so the
+    interval is on the differences themselves: mean ± t_{0.975, n−1}·s_d/√n.
+    """
+
+    interval: Interval
+    wins: int
+    losses: int
+
+    @property
+    def n(self) -> int:
+        return self.interval.n
+
+    def format(self, scale: float = 100.0, digits: int = 1) -> str:
+        sign = "+" if self.interval.mean >= 0 else ""
+        return f"{sign}{self.interval.format(scale, digits)}"
+
+    def resolved(self) -> bool:
+        """The 95% interval excludes 0 (a difference this data supports)."""
+        i = self.interval
+        return not math.isnan(i.half_width) and (i.low > 0 or i.high < 0)
+
+
+def paired_difference(values: Sequence[float], baseline: Sequence[float]) -> PairedDifference:
+    """Paired t-interval of ``values[i] − baseline[i]``, with wins (> 0) and losses (< 0) out of n."""
+    if len(values) != len(baseline):
+        raise ValueError(f"paired values need equal lengths, got {len(values)} and {len(baseline)}")
+    differences = [v - b for v, b in zip(values, baseline, strict=True)]
+    return PairedDifference(
+        t_interval(differences), wins=sum(d > 0 for d in differences), losses=sum(d < 0 for d in differences)
+    )

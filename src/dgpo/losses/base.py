@@ -25,6 +25,8 @@ from torch.autograd.function import once_differentiable
 from dgpo.losses.inputs import TokenInputs
 from dgpo.losses.regions import Regions
 from dgpo.metrics import (
+    GRAD_ABS_SUM,
+    GRAD_SHARE_KEYS,
     RATIO_MAX,
     RATIO_MEAN,
     REGION_KEYS,
@@ -100,7 +102,7 @@ def objective_metrics(
     micro-batches and processes exactly (:class:`dgpo.metrics.MetricTotals`).
     """
     with torch.no_grad():
-        counts = regions.counts(x.mask, x.row_tokens)
+        counts = regions.sums(x.mask, x.row_tokens)  # active tokens per region
         tokens = x.tokens.clamp_min(1)
         nonzero_adv_tokens = x.tokens - counts["zero_adv"]
         # One (B, T) buffer for the masked reductions: values are ≥ 0, so a max over value·mask is the masked max.
@@ -127,6 +129,19 @@ def objective_metrics(
             metrics[WEIGHT_LN_VS_PG_MAX] = (row_max * regions.negative).max()
         else:
             metrics[WEIGHT_LN_VS_PG_MAX] = vs_pg.mul_(regions.ln).max()
+
+        # Where the gradient goes: each region's share of Σ|Â·w|, the magnitude of ∂loss/∂logp (weights are ≥ 0).
+        abs_grad = torch.mul(weight, x.mask, out=scratch).mul_(x.adv.abs())  # (B, T): |Â·w| on active tokens
+        row_abs_grad = abs_grad.sum(dim=1, keepdim=True)  # (B, 1)
+        grad_sums = regions.sums(abs_grad, row_abs_grad)
+        abs_grad_sum = row_abs_grad.sum()
+        for key in GRAD_SHARE_KEYS:  # "grad_share/ln" is grad_sums["ln"] over Σ|Â·w|
+            metrics[key] = grad_sums[key.removeprefix("grad_share/")] / abs_grad_sum.clamp_min(_TINY)
         metrics[TOKENS_ACTIVE] = x.tokens.clone()
         metrics[TOKENS_NONZERO_ADV] = nonzero_adv_tokens
+        metrics[GRAD_ABS_SUM] = abs_grad_sum
     return metrics
+
+
+#: Floor of a denominator that is 0 only when its numerators are (no gradient at all): the shares are then 0.
+_TINY = 1e-30

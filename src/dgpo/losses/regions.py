@@ -100,24 +100,30 @@ class Regions:
         """LN or HP: the tokens a hard clip stops (the clipped branch of PPO's min is a constant there)."""
         return self.ln + self.hp
 
-    def counts(self, mask: Tensor, row_tokens: Tensor) -> dict[str, Tensor]:
-        """Active-token counts of each region, 0-d tensors: ``ln``, ``hp``, ``lp``, ``hn``, ``zero_adv``, ``inside``.
+    def sums(self, values: Tensor, row_sums: Tensor) -> dict[str, Tensor]:
+        """Σ of ``values`` over each region's tokens, 0-d tensors: ``ln``, ``hp``, ``lp``, ``hn``, ``zero_adv`` and
+        ``inside`` (the rest); they add up to Σ values. With ``values`` the (B, T) mask they are token counts.
 
-        They add up to the number of active tokens. Args: ``mask`` (B, T) 0/1; ``row_tokens`` (B, 1) its row sums.
-        Counted per row first, then by the sign of Â, so no region mask is built.
+        Args: ``values`` (B, T), 0 on padding; ``row_sums`` (B, 1) its row sums.
         """
-        if self.negative.shape[-1] == 1:  # per-sequence Â: count each row's tokens below/above, then split by Â
-            below = self.below.sum(dim=1, keepdim=True) if self.below.shape[-1] != 1 else self.below * row_tokens
-            above = self.above.sum(dim=1, keepdim=True) if self.above.shape[-1] != 1 else self.above * row_tokens
-            zero_adv = (self.zero_adv * row_tokens).sum()
-        else:  # per-token Â (B, T): the products are (B, T) anyway
-            below, above, zero_adv = self.below * mask, self.above * mask, (self.zero_adv * mask).sum()
-        counts = {
+        if self.negative.shape[-1] == 1:  # per-sequence Â: each row's sum below/above, then split by Â's sign
+            below, above = _row_sum(self.below, values, row_sums), _row_sum(self.above, values, row_sums)
+            zero_adv = (self.zero_adv * row_sums).sum()
+        else:  # per-token Â (B, T)
+            below, above, zero_adv = self.below * values, self.above * values, (self.zero_adv * values).sum()
+        totals = {
             "ln": (below * self.negative).sum(),
             "hp": (above * self.positive).sum(),
             "lp": (below * self.positive).sum(),
             "hn": (above * self.negative).sum(),
             "zero_adv": zero_adv,
         }
-        counts["inside"] = row_tokens.sum() - sum(counts.values())
-        return counts
+        totals["inside"] = row_sums.sum() - sum(totals.values())
+        return totals
+
+
+def _row_sum(side: Tensor, values: Tensor, row_sums: Tensor) -> Tensor:
+    """(B, 1) per-row Σ of ``values`` where the 0/1 ``side`` is 1."""
+    if side.shape[-1] == 1:  # a per-row decision (GSPO's sequence ratio): the whole row
+        return side * row_sums
+    return (side * values).sum(dim=1, keepdim=True)

@@ -79,12 +79,13 @@ def seed_everything(seed: int) -> None:
 
 
 def load_rows(cfg: RunConfig) -> tuple[list[dict], list[dict] | None]:
-    """The training rows and the held-out rows (embedded task only). Deterministic in the config, so under a
-    launcher every rank loads its own identical copy instead of receiving rank 0's."""
+    """The training rows and the held-out rows (the embedded task's test split, or ``held_out.rows`` rows of a
+    --model run's dataset). Deterministic in the config, so under a launcher every rank loads its own identical copy
+    instead of receiving rank 0's."""
     if not cfg.embedded:
         if cfg.dataset is None:
             raise ValueError("a --model run needs --dataset (dapo_math_17k, math, gsm8k or a JSONL/parquet path)")
-        return resolve_dataset(cfg.dataset), None
+        return hold_out(resolve_dataset(cfg.dataset), cfg.held_out.rows, cfg.dataset)
     train, test = make_splits(cfg.task)
     if cfg.dataset is not None:
         train = resolve_dataset(cfg.dataset)
@@ -95,6 +96,20 @@ def load_rows(cfg: RunConfig) -> tuple[list[dict], list[dict] | None]:
                 "the embedded model's supervised warm start trains on; add solutions, or give --model"
             )
     return train, test
+
+
+def hold_out(rows: list[dict], count: int, name: str) -> tuple[list[dict], list[dict] | None]:
+    """(training rows, ``count`` held-out rows or None for 0), split by a fixed shuffle: every seed and objective of
+    a comparison holds out the same rows."""
+    if count == 0:
+        return rows, None
+    if count >= len(rows):
+        raise ValueError(f"held_out.rows = {count} leaves no training rows: {name} has {len(rows)} rows")
+    order = list(range(len(rows)))
+    random.Random(0).shuffle(order)
+    held = set(order[:count])
+    test = [{"id": f"held-out-{i}", **rows[i]} for i in sorted(held)]  # evaluation keys its results by id
+    return [row for i, row in enumerate(rows) if i not in held], test
 
 
 def prepare_model(cfg: RunConfig, out: Path, console: Console) -> tuple[str, list[dict], list[dict] | None]:
@@ -150,7 +165,9 @@ def held_out(cfg: RunConfig, model_path: str, rows: list[dict], tag: str, out: P
 
     from dgpo.tiny import load_tokenizer
 
-    model = AutoModelForCausalLM.from_pretrained(model_path)
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype="auto")
+    if torch.cuda.is_available():  # a --model run on a GPU machine: generate there (the tiny model too; harmless)
+        model.to("cuda")
     tokenizer = load_tokenizer(model_path)
     h = cfg.held_out
     greedy = evaluate_rows(model, tokenizer, rows, 1, SamplingSettings(0.0, 1.0, h.max_new_tokens), template_for(cfg))
@@ -184,6 +201,7 @@ RANGES = {
     "held_out.k": (1, "ge"),
     "held_out.temperature": (0, "ge"),
     "held_out.max_new_tokens": (1, "ge"),
+    "held_out.rows": (0, "ge"),
     "tiny.layers": (1, "ge"),
 }
 

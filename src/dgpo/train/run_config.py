@@ -73,6 +73,9 @@ class HeldOutConfig:
     k: int = 4
     temperature: float = 1.0
     max_new_tokens: int = 64
+    # With --model/--dataset: this many training rows are held out (the same rows for every seed and objective)
+    # and evaluated before and after RL; 0 evaluates nothing. The embedded task has its own test split.
+    rows: int = 0
 
 
 @dataclass
