@@ -51,7 +51,6 @@ from dgpo.train.run_config import RLConfig, RunConfig, WarmStartConfig, default_
 _EVAL = {name: default_of(EvalConfig, name) for name in ("k", "temperature", "top_p", "max_new_tokens", "seed")}
 _COMPARE = {name: default_of(CompareSpec, name) for name in ("seeds", "steps", "minutes")}
 
-_COMPARE_HELD_OUT_ROWS = MODEL_HELD_OUT_ROWS
 _ITERATIONS = default_of(RLConfig, "num_iterations")
 _RL = {name: default_of(RLConfig, name) for name in ("objective", "advantage", "aggregation", "max_steps")}
 
@@ -420,7 +419,7 @@ def compare(
     dataset: str | None = typer.Option(
         None,
         help="Training set for --model: dapo_math_17k, math, gsm8k or a JSONL/parquet path; held_out.rows of it "
-        f"(default {_COMPARE_HELD_OUT_ROWS} here) are held out for the before/after accuracy.",
+        f"(default {MODEL_HELD_OUT_ROWS} here) are held out for the before/after accuracy.",
     ),
     config: str | None = typer.Option(None, help="YAML overriding the run config of every run (e.g. task sizes)."),
 ) -> None:
@@ -445,10 +444,7 @@ def compare(
         if frontier:  # the study's budget: fewer generation batches and Avg@1, unless given
             steps = steps if steps is not None else QUICK_STUDY_STEPS if quick else STUDY_STEPS
             base = merge(STUDY_OVERRIDES, base)
-        if model is not None or dataset is not None:
-            base = merge(base, {key: value for key, value in (("model", model), ("dataset", dataset)) if value})
-            if model is not None and "rows" not in base.get("held_out", {}):
-                base = merge(base, {"held_out": {"rows": _COMPARE_HELD_OUT_ROWS}})
+        base = merge(base, {key: value for key, value in (("model", model), ("dataset", dataset)) if value})
         given = {"seeds": seeds, "steps": steps, "minutes": minutes, "baseline": baseline}
         spec = CompareSpec(
             out=out, objectives=(chosen,), stress=stress, base=base, passes=levels,

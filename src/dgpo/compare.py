@@ -166,10 +166,18 @@ class CompareSpec:
         """The off-policy levels (passes per generation batch); (None,) when the run config decides."""
         return self.passes or (None,)
 
+    def shared_overrides(self) -> dict:
+        """The run-config overrides every run of the comparison shares: the comparison task under the user's config,
+        held-out rows for a --model run that sets none, and the stress preset."""
+        overrides = merge(COMPARE_TASK, self.base)
+        if overrides.get("model") is not None and "rows" not in overrides.get("held_out", {}):
+            overrides = merge(overrides, {"held_out": {"rows": MODEL_HELD_OUT_ROWS}})
+        return merge(overrides, STRESS_OVERRIDES) if self.stress else overrides
+
     @property
     def base_iterations(self) -> int:
         """Passes per generation batch of the run config without ``--passes`` (the default run's 2)."""
-        return self.run_config(None, 0, self.out).rl.num_iterations
+        return load_config(None, self.shared_overrides()).rl.num_iterations
 
     @property
     def generations(self) -> int:
@@ -177,15 +185,13 @@ class CompareSpec:
         return max(1, self.steps // self.base_iterations)
 
     def run_config(self, arm: Arm | None, seed: int, output_dir: Path, passes: int | None = None) -> RunConfig:
+        overrides = self.shared_overrides()
         rl: dict = {"max_steps": self.steps, "max_minutes": self.minutes}
-        overrides = merge(COMPARE_TASK, self.base)
-        overrides = merge(overrides, STRESS_OVERRIDES) if self.stress else overrides
         if passes is not None:  # the same generation batches at every level: steps, budget, saves scale with passes
             base_rl = load_config(None, overrides).rl
-            generations = max(1, self.steps // base_rl.num_iterations)
             rl.update(
                 num_iterations=passes,
-                max_steps=generations * passes,
+                max_steps=self.generations * passes,
                 max_minutes=self.minutes * passes / base_rl.num_iterations,
                 # checkpoints only at generation-cycle boundaries (TRL does not save its buffered generations)
                 save_steps=passes * max(1, base_rl.save_steps // base_rl.num_iterations),

@@ -17,7 +17,8 @@ from rich.console import Console
 from dgpo.compare import CompareSpec
 from dgpo.fileio import write_atomically
 from dgpo.metrics import GRAD_ABS_SUM, GRAD_SHARE_KEYS
-from dgpo.stats import PairedDifference, paired_difference, t_interval
+from dgpo.plot import plot_frontier, plot_runs, plot_weights, read_metrics
+from dgpo.stats import Interval, PairedDifference, paired_difference, t_interval
 
 #: Region keys whose sum is the fraction of active tokens outside the trust region.
 OUTSIDE_KEYS = ("region/ln", "region/hp", "region/lp", "region/hn")
@@ -36,7 +37,7 @@ def _mean(values: list[float]) -> float | None:
 def run_summary(run_dir: Path) -> dict:
     """Held-out results and stability diagnostics of one finished run."""
     results = json.loads((run_dir / "results.json").read_text())
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    rows = read_metrics(run_dir)
     rewards = [r["reward"] for r in rows if r.get("reward") is not None]
     entropies = [r["entropy"] for r in rows if r.get("entropy") is not None]
     ln_max = max((r.get("weight/ln_vs_pg_max") or 0.0 for r in rows), default=0.0)
@@ -185,7 +186,7 @@ def _jsonable(stats: dict) -> dict:
     for key, value in stats.items():
         if isinstance(value, PairedDifference):
             out[key] = {**vars(value.interval), "wins": value.wins, "losses": value.losses}
-        elif hasattr(value, "half_width"):
+        elif isinstance(value, Interval):
             out[key] = vars(value)
         else:
             out[key] = value
@@ -193,8 +194,6 @@ def _jsonable(stats: dict) -> dict:
 
 
 def summarize_compare(spec: CompareSpec, console: Console) -> dict:
-    from dgpo.plot import plot_frontier, plot_runs, plot_weights
-
     runs = collect(spec)
     statistics_by_level = {level: level_statistics(by_arm, spec.baseline) for level, by_arm in runs.items()}
     first = next(iter(next(iter(runs.values())).values()))

@@ -10,7 +10,7 @@ from torch import Tensor
 from dgpo.losses.base import clipped_value, decoupled_surrogate, objective_metrics
 from dgpo.losses.config import LossConfig
 from dgpo.losses.inputs import prepare
-from dgpo.losses.regions import Regions, is_above, select
+from dgpo.losses.regions import Regions, select
 from dgpo.losses.registry import register
 from dgpo.metrics import DIAGNOSTIC_EPS
 
@@ -69,7 +69,7 @@ def _hard_clip(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: G
         # The clipped branch of the min is a constant, so LN and HP tokens get no gradient at all.
         stopped = regions.clipped  # (B, T)
         if cfg.dual_clip_c is not None:  # dual-clip's cap −c·Â is a constant too: HN tokens with r > c stop
-            stopped = stopped + regions.hn * is_above(r, cfg.dual_clip_c)
+            stopped = stopped + regions.dual_clipped(r, cfg.dual_clip_c)
         weight = select(stopped, 0.0, r)  # (B, T)
         value = clipped_value(r, x.adv, cfg.eps_low, cfg.eps_high, cfg.dual_clip_c)  # (B, T)
     per_token_loss = decoupled_surrogate(x, weight, value)  # (B, T)

@@ -100,6 +100,10 @@ class Regions:
         """LN or HP: the tokens a hard clip stops (the clipped branch of PPO's min is a constant there)."""
         return self.ln + self.hp
 
+    def dual_clipped(self, ratio: Tensor, dual_clip_c: float) -> Tensor:
+        """HN tokens with ``r > c``: dual-clip caps their loss at the constant ``−c·Â``, so they get no gradient."""
+        return self.hn * is_above(ratio, dual_clip_c)
+
     def sums(self, values: Tensor, row_sums: Tensor) -> dict[str, Tensor]:
         """Σ of ``values`` over each region's tokens, 0-d tensors: ``ln``, ``hp``, ``lp``, ``hn``, ``zero_adv`` and
         ``inside`` (the rest); they add up to Σ values. With ``values`` the (B, T) mask they are token counts.

@@ -14,7 +14,7 @@ from torch import Tensor
 from dgpo.losses.base import clipped_value, decoupled_surrogate, objective_metrics
 from dgpo.losses.config import LossConfig
 from dgpo.losses.inputs import TokenInputs, prepare
-from dgpo.losses.regions import Regions, is_above, select
+from dgpo.losses.regions import Regions, select
 from dgpo.losses.registry import register
 
 
@@ -97,7 +97,7 @@ def _gradient_preserving(
         # On LN/HP the clipped value is −Â·(1∓ε); the paper scales it like the gradient: −Â·β·(1∓ε).
         value = select(regions.ln, -x.adv * ln_weight, select(regions.hp, -x.adv * hp_weight, value))  # (B, T)
         if cfg.dual_clip_c is not None:  # dual-clip's cap −c·Â is a constant: HN tokens with r > c stop
-            weight = select(regions.hn * is_above(r, cfg.dual_clip_c), 0.0, weight)  # (B, T)
+            weight = select(regions.dual_clipped(r, cfg.dual_clip_c), 0.0, weight)  # (B, T)
     per_token_loss = decoupled_surrogate(x, weight, value)  # (B, T)
     return per_token_loss, objective_metrics(x, weight, regions)
 
