@@ -174,3 +174,32 @@ def test_held_out_rows_are_a_fixed_split_of_the_dataset():
     assert hold_out(rows, 0, "d") == (rows, None)
     with pytest.raises(ValueError, match=r"held_out\.rows = 50 leaves no training rows: d has 50 rows"):
         hold_out(rows, 50, "d")
+
+
+def test_a_kill_mid_copy_never_leaves_a_half_warm_start(tmp_path, monkeypatch):
+    # Found by the kill test above: killed inside copytree, the old code left runs/<run>/warm_start half-copied and
+    # the re-run took it as complete ("Unrecognized model"). Now the copy lands under another name first.
+    import dgpo.compare
+
+    warm = tmp_path / "warm"
+    (warm / "warm_start").mkdir(parents=True)
+    (warm / "warm_start" / "config.json").write_text("{}")
+    (warm / "held_out_before.json").write_text('{"greedy": 0.5}')
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    real_copytree = dgpo.compare.shutil.copytree
+
+    def killed(source, target):
+        Path(target).mkdir()  # the copy had begun when the process died
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(dgpo.compare.shutil, "copytree", killed)
+    with pytest.raises(KeyboardInterrupt):
+        dgpo.compare.share_warm_start(warm, run_dir)
+    assert not (run_dir / "warm_start").exists() and (run_dir / "warm_start.partial").exists()
+
+    monkeypatch.setattr(dgpo.compare.shutil, "copytree", real_copytree)
+    dgpo.compare.share_warm_start(warm, run_dir)  # the re-run
+    assert (run_dir / "warm_start" / "config.json").read_text() == "{}"
+    assert not (run_dir / "warm_start.partial").exists()
+    assert json.loads((run_dir / "held_out_before.json").read_text()) == {"greedy": 0.5}

@@ -15,6 +15,7 @@ since its last checkpoint.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from dataclasses import asdict, dataclass, field
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from dgpo.fileio import write_atomically
 from dgpo.losses import LOSSES, get_loss
 from dgpo.train.run_config import RunConfig, load_config, merge
 
@@ -256,9 +258,21 @@ def run_compare(spec: CompareSpec, console: Console | None = None) -> dict:
         console.print(f"[{index}/{len(runs)}] {run_dir.name}")
         warm = out / "warm" / f"seed{seed}"
         run_dir.mkdir(parents=True, exist_ok=True)
-        if (warm / "warm_start").exists() and not (run_dir / "warm_start").exists():
-            shutil.copytree(warm / "warm_start", run_dir / "warm_start")
-        if (warm / "held_out_before.json").exists():
-            shutil.copy(warm / "held_out_before.json", run_dir / "held_out_before.json")
+        share_warm_start(warm, run_dir)
         run_training(spec.run_config(arm, seed, run_dir, passes), console, resume=True)
     return summarize_compare(spec, console)
+
+
+def share_warm_start(warm: Path, run_dir: Path) -> None:
+    """Give ``run_dir`` its seed's warm start and held-out "before" results (when there are any).
+
+    Both are written whole or not at all: the model is copied under another name and renamed when complete, so a
+    kill mid-copy never leaves a warm start that a re-run would take as complete and fail to load.
+    """
+    if (warm / "warm_start").exists() and not (run_dir / "warm_start").exists():
+        partial = run_dir / "warm_start.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(warm / "warm_start", partial)
+        os.replace(partial, run_dir / "warm_start")
+    if (warm / "held_out_before.json").exists():
+        write_atomically(run_dir / "held_out_before.json", (warm / "held_out_before.json").read_text())
