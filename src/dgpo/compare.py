@@ -46,11 +46,12 @@ QUICK_STUDY_STEPS = 20
 #: Under the user's --config in both studies: held-out Avg@1/Pass@1 beside greedy accuracy (5 s per evaluation on
 #: the 2-core machine instead of 16 s for Avg@4, over 27 or 125 evaluations).
 STUDY_OVERRIDES = {"held_out": {"k": 1}}
-#: The embedded task of every comparison: 3-digit addition, where the warm start leaves headroom. Measured on the
-#: 2-core machine (seed 0, defaults otherwise): greedy 50.8% after the warm start, 77.3% after 60 GRPO steps
-#: (+26.5 points); the 2-digit task of ``dgpo train`` starts at 55–83% and ends near its 95% ceiling, and 2-digit
-#: addition of three operands starts at 6.3%. A --config overrides it.
-COMPARE_TASK = {"task": {"digits": 3}}
+#: The embedded task of every comparison: 3-digit addition after 250 supervised warm-start steps, where RL has room.
+#: Measured on the 2-core machine (3 seeds, defaults otherwise): greedy 56.2 / 40.5 / 69.0% after the warm start,
+#: +30.0 / +18.5 / +21.8 points after 60 GRPO steps. With 200 warm-start steps the seeds start at 50.7 / 22.5 / 15.8%
+#: (one barely learns), with 300 at 62–74% and end at the 91–98% ceiling; the 2-digit task of ``dgpo train`` starts
+#: at 55–83% and ends near its 95% ceiling. A --config overrides it.
+COMPARE_TASK = {"task": {"digits": 3}, "warm_start": {"steps": 250}}
 #: Held-out rows of a ``dgpo compare --model`` run's dataset (for the before/after accuracy), unless the config
 #: sets ``held_out.rows``.
 MODEL_HELD_OUT_ROWS = 200
