@@ -405,9 +405,9 @@ def compare(
     frontier: bool = typer.Option(
         False,
         help=f"The off-policy study: passes {','.join(map(str, STUDY_PASSES))} × {','.join(STUDY_OBJECTIVES)} × "
-        f"{STUDY_SEEDS} seeds, {STUDY_STEPS // _ITERATIONS} generation batches per run (about 1.6 h on 2 cores); "
+        f"{STUDY_SEEDS} seeds, {STUDY_STEPS // _ITERATIONS} generation batches per run (about 1.4 h on 2 cores); "
         f"with --quick {','.join(map(str, QUICK_PASSES))} × {','.join(QUICK_OBJECTIVES)} × {QUICK_SEEDS} seeds, "
-        f"{QUICK_STUDY_STEPS // _ITERATIONS} batches (19 min). Held-out Avg@1 unless the config sets held_out.k.",
+        f"{QUICK_STUDY_STEPS // _ITERATIONS} batches (under 20 min). Held-out Avg@1 unless the config sets held_out.k.",
     ),
     quick: bool = typer.Option(
         False, help=f"{', '.join(QUICK_OBJECTIVES)} × {QUICK_SEEDS} seeds (a few minutes on 2 cores)."
