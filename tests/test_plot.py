@@ -10,7 +10,15 @@ import numpy as np
 import pytest
 import yaml
 
-from dgpo.plot import CURVES, coincident_groups, plot_runs, plot_weights, symlog_ticks
+from dgpo.plot import (
+    CURVES,
+    coincident_groups,
+    grouped_line_styles,
+    line_style,
+    plot_runs,
+    plot_weights,
+    symlog_ticks,
+)
 
 
 def fake_run(folder: Path, objective: str, seed: int, ln_weight: float) -> Path:
@@ -133,3 +141,28 @@ def test_bars_carry_their_values(runs_figure):
     assert len(containers) == 2
     values = [t.get_text() for t in accuracy.texts]
     assert values.count("50.0") == 4 and values.count("70.0") == 4
+
+
+def style_key(style: dict) -> tuple:
+    return style["color"], style["linestyle"], style["marker"]
+
+
+def test_line_styles_stay_distinct_beyond_ten_lines():
+    # A --frontier study plots 25 runs; colour and marker cycle every 10, so the dash must tell 0, 10, 20, 30 apart.
+    styles = [style_key(line_style(i, 40)) for i in range(40)]
+    assert len(set(styles)) == 40
+
+
+def test_grouped_line_styles_one_colour_per_group_distinct_within():
+    groups = [arm for arm in ("grpo", "dapo", "cispo", "gppo", "dgpo") for _ in range(5)]
+    styles = grouped_line_styles(groups)
+    colours = {group: {s["color"] for s, g in zip(styles, groups, strict=True) if g == group} for group in groups}
+    assert all(len(c) == 1 for c in colours.values())
+    assert len({next(iter(c)) for c in colours.values()}) == 5
+    assert len({style_key(s) for s in styles}) == 25
+
+
+def test_plot_runs_rejects_groups_of_the_wrong_length(tmp_path):
+    run = fake_run(tmp_path / "grpo-seed0", "grpo", 0, 0.5)
+    with pytest.raises(ValueError, match=r"groups: need one name per run \(1\), got 2"):
+        plot_runs([run], tmp_path / "curves.png", groups=["grpo", "cispo"])

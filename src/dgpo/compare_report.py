@@ -214,7 +214,9 @@ def summarize_compare(spec: CompareSpec, console: Console) -> dict:
     # Training curves of one level (the most off-policy one with --passes): every run would be too many lines.
     level = max(spec.passes) if spec.passes else None
     plot_runs(
-        [spec.run_dir(arm, seed, level) for arm in spec.arms for seed in range(spec.seeds)], spec.out / "curves.png"
+        [spec.run_dir(arm, seed, level) for arm in spec.arms for seed in range(spec.seeds)],
+        spec.out / "curves.png",
+        groups=[arm.label for arm in spec.arms for _ in range(spec.seeds)],  # one colour per objective
     )
     if len(spec.passes) >= 2:
         plot_frontier(spec.out / "frontier.png", summary)

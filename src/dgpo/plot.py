@@ -41,17 +41,34 @@ MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*", "<", ">")
 
 
 def line_style(index: int, count: int) -> dict:
-    """Colour, dash, marker and marker offset of the ``index``-th of ``count`` lines: all distinct.
+    """Colour, dash, marker and marker offset of the ``index``-th of ``count`` lines: all distinct up to 40 lines.
 
-    Markers sit at staggered positions along each line, so two curves on top of each other still show both markers.
+    Colour and marker cycle every 10 lines; the dash shifts by one at each cycle, so the (colour, dash) pairs of
+    lines 0, 10, 20 and 30 still differ. Markers sit at staggered positions along each line, so two curves on top of
+    each other still show both markers.
     """
     return {
         "color": f"C{index % 10}",
-        "linestyle": LINESTYLES[index % len(LINESTYLES)],
+        "linestyle": LINESTYLES[(index + index // 10) % len(LINESTYLES)],
         "marker": MARKERS[index % len(MARKERS)],
         "markevery": (index / max(count, 1) * 0.12, 0.12),
         "markersize": 4.5,
     }
+
+
+def grouped_line_styles(groups: Sequence[str]) -> list[dict]:
+    """One style per line where lines come in groups (e.g. one objective's seeds): a colour per group, a dash and
+    marker per line within its group, so that a group reads as one colour however many lines there are."""
+    colours = {group: index for index, group in enumerate(dict.fromkeys(groups))}
+    seen: dict[str, int] = {}
+    styles = []
+    for index, group in enumerate(groups):
+        member = seen[group] = seen.get(group, -1) + 1
+        style = line_style(member, len(groups))
+        style["color"] = f"C{colours[group] % 10}"
+        style["markevery"] = (index / max(len(groups), 1) * 0.12, 0.12)
+        styles.append(style)
+    return styles
 
 
 def coincident_groups(curves: dict[str, Sequence[float]], rtol: float = 1e-6, atol: float = 1e-9) -> list[list[str]]:
@@ -223,11 +240,12 @@ def held_out_results(run: Path) -> dict | None:
     return results
 
 
-def plot_runs(runs: Sequence[str | Path], out: str | Path):
+def plot_runs(runs: Sequence[str | Path], out: str | Path, groups: Sequence[str] | None = None):
     """Training curves of several runs overlaid (one line per run per panel), plus held-out accuracy bars.
 
     Returns the figure. Each run has its own colour, dash and markers (curves that coincide stay visible), legend
-    texts are unique (:func:`run_labels`), the legend sits below the panels and every bar carries its value.
+    texts are unique (:func:`run_labels`), the legend sits below the panels and every bar carries its value. With
+    ``groups`` (one name per run, e.g. its objective) the runs of a group share a colour and differ in dash and marker.
     """
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
@@ -237,7 +255,10 @@ def plot_runs(runs: Sequence[str | Path], out: str | Path):
         raise ValueError("give at least one run directory")
     data = {run: read_metrics(run) for run in runs}
     labels = dict(zip(runs, run_labels(runs), strict=True))
-    styles = {run: line_style(i, len(runs)) for i, run in enumerate(runs)}
+    if groups is not None and len(groups) != len(runs):
+        raise ValueError(f"groups: need one name per run ({len(runs)}), got {len(groups)}")
+    run_styles = grouped_line_styles(groups) if groups else [line_style(i, len(runs)) for i in range(len(runs))]
+    styles = dict(zip(runs, run_styles, strict=True))
     fig, axes = plt.subplots(3, 3, figsize=(15, 11.5), layout="constrained")
     flat = axes.flatten()
     for ax, (key, title) in zip(flat, CURVES, strict=False):
