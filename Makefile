@@ -38,7 +38,9 @@ VERL_VENV ?= .venv-verl
 VERL_STAMP := $(VERL_VENV)/.dgpo-installed
 # uvicorn, fastapi (verl's worker module) and cachetools (its trainer module) are imported by verl's actor-update
 # path but not installed by `pip install verl`; tests_verl/test_actor_update.py runs that path on CPU.
-VERL_PACKAGES := -e ".[verl]" "math-verify[antlr4_9_3]>=0.9,<0.10" "pytest>=8" uvicorn fastapi cachetools
+# TransferQueue (verl's "verl-core" extra) is what verl's default v1 trainer imports; tests_verl/test_cpu_e2e.py runs it.
+VERL_PACKAGES := -e ".[verl]" "math-verify[antlr4_9_3]>=0.9,<0.10" "pytest>=8" uvicorn fastapi cachetools \
+	"TransferQueue>=0.1.10,<0.2"
 # DGPO_SKIP_VERL=1 skips that environment and its tests (e.g. a GPU machine without a registry).
 DGPO_SKIP_VERL ?=
 
@@ -55,7 +57,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	$(call make-venv,$(VENV),-e ".[$(EXTRAS)]")
 
-$(VERL_STAMP): pyproject.toml constraints.txt
+$(VERL_STAMP): pyproject.toml constraints.txt Makefile
 	$(call make-venv,$(VERL_VENV),$(VERL_PACKAGES))
 
 demo: $(STAMP)

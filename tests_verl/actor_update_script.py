@@ -8,10 +8,9 @@ with a stand-in trainer, so the batch is prepared by verl's own code), i.e. ``up
 restores the initial parameters, so every run is one SGD step from the same point; rank 0 writes the gathered
 gradients, parameter deltas and verl's metrics to ``SPEC["out"]``. The comparison lives in the test, not here.
 
-What verl needs on CPU (it has platforms for nvidia/huawei/amd only): a platform registered before ``verl.workers``
-is imported, gloo initialised before verl asks for nccl, ``VERL_ENGINE_DEVICE=cuda`` (no engine is registered for
-cpu), FSDP2 (FSDP1 syncs module states through the GPU), eager attention without remove-padding, fp32 mixed
-precision (bf16 differs by ~1e-2).
+What verl needs on CPU: dgpo's CPU shim (``dgpo.integrations.verl_cpu``: the cpu platform, imported before
+``verl.workers``, and ``VERL_ENGINE_DEVICE=cuda``), gloo initialised before verl asks for nccl, FSDP2 (FSDP1 syncs
+module states through the GPU), eager attention without remove-padding, fp32 mixed precision (bf16 differs by ~1e-2).
 """
 
 from __future__ import annotations
@@ -32,106 +31,9 @@ os.environ.setdefault("VERL_ENGINE_DEVICE", "cuda")
 for key, value in {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1"}.items():
     os.environ.setdefault(key, value)
 
-from verl.plugin.platform import PlatformBase, set_platform  # noqa: E402  (after the environment above)
+# the CPU platform (verl ships nvidia/huawei/amd only), registered before verl.workers is imported
+import dgpo.integrations.verl_cpu  # noqa: E402, F401
 
-
-def _zero(*args, **kwargs) -> int:
-    return 0
-
-
-def _none(*args, **kwargs) -> None:
-    return None
-
-
-def _cpu_device_module() -> types.ModuleType:
-    """The ``torch.cuda``-like namespace verl calls for memory logging, seeding and synchronisation."""
-    module = types.ModuleType("dgpo_cpu_device")
-    for name in ("max_memory_allocated", "max_memory_reserved", "memory_allocated", "memory_reserved"):
-        setattr(module, name, _zero)
-    for name in ("synchronize", "empty_cache", "set_device", "manual_seed", "manual_seed_all"):
-        setattr(module, name, _none)
-    module.reset_peak_memory_stats = _none
-    module.is_available = lambda: True
-    module.device_count = lambda: 1
-    module.current_device = lambda: "cpu"
-    module.get_device_name = lambda *args: "cpu"
-    module.mem_get_info = lambda *args: (0, 0)
-    module.get_rng_state = lambda *args: torch.get_rng_state()
-    module.set_rng_state = lambda state, *args: torch.set_rng_state(state)
-    return module
-
-
-class CPUPlatform(PlatformBase):
-    """A verl platform for plain CPU processes (verl 0.9.1 ships nvidia, huawei and amd only)."""
-
-    _module = _cpu_device_module()
-    device_name = "cpu"
-    vendor_name = "cpu"
-
-    @property
-    def device_module(self) -> types.ModuleType:
-        return self._module
-
-    def is_available(self) -> bool:
-        return True
-
-    def current_device(self) -> str:
-        return "cpu"
-
-    def device_count(self) -> int:
-        return 1
-
-    def set_device(self, device_index) -> None:
-        pass
-
-    def synchronize(self, device_index=None) -> None:
-        pass
-
-    def manual_seed(self, seed: int) -> None:
-        torch.manual_seed(seed)
-
-    def manual_seed_all(self, seed: int) -> None:
-        torch.manual_seed(seed)
-
-    def set_allocator_settings(self, settings: str) -> None:
-        pass
-
-    def empty_cache(self) -> None:
-        pass
-
-    def get_device_capability(self, device_index: int = 0):
-        return None, None
-
-    def communication_backend_name(self) -> str:
-        return "gloo"
-
-    def visible_devices_envvar(self) -> str:
-        return "CUDA_VISIBLE_DEVICES"
-
-    @contextmanager
-    def nvtx_range(self, msg: str):
-        yield
-
-    def profiler_start(self) -> None:
-        pass
-
-    def profiler_stop(self) -> None:
-        pass
-
-    def ray_resource_name(self) -> str:
-        return "CPU"
-
-    def ray_noset_envvars(self) -> list[str]:
-        return []
-
-    def is_ipc_supported(self) -> bool:
-        return False
-
-    def cudart(self):
-        return None
-
-
-set_platform(CPUPlatform())
 torch.distributed.init_process_group("gloo")
 
 from hydra import compose, initialize_config_dir  # noqa: E402

@@ -31,10 +31,22 @@ LAUNCH_TIMEOUT_S = 240
 BATCH, N, PROMPT, RESPONSE, VOCAB = 16, 4, 6, 10, 128
 LR = 1.0
 #: verl → dgpo parameters of the script's actor config (clip_ratio_low/high 0.2/0.28, clip_ratio_c 3, n = m = 2).
+EPS = {"eps_low": 0.2, "eps_high": 0.28}
 OBJECTIVES = {
-    "dgpo": ("dgpo", {"n": 2, "m": 2, "eps_low": 0.2, "eps_high": 0.28}),
-    "dgpo_grpo": ("grpo", {"eps_low": 0.2, "eps_high": 0.28, "dual_clip_c": 3.0}),
+    "dgpo": ("dgpo", {"n": 2, "m": 2, **EPS}),
+    "dgpo_grpo": ("grpo", {**EPS, "dual_clip_c": 3.0}),
+    "dgpo_pg": ("pg", {}),
+    "dgpo_dapo": ("dapo", {**EPS, "dual_clip_c": 3.0}),
+    "dgpo_cispo": ("cispo", EPS),
+    "dgpo_gppo": ("gppo", {**EPS, "dual_clip_c": 3.0}),
+    "dgpo_ce_gppo": ("ce_gppo", {**EPS, "dual_clip_c": 3.0}),
+    "dgpo_aspo": ("aspo", {**EPS, "dual_clip_c": 3.0}),
+    "dgpo_gspo": ("gspo", EPS),
+    "dgpo_sapo": ("sapo", {"tau_pos": 1.0, "tau_neg": 1.05}),
 }
+#: Objectives that get one split each here (dgpo and dgpo_grpo get every split): every plugin loss completes a
+#: step of verl's own actor update in the suite (dgpo and dgpo_cispo also run verl's whole trainer, test_cpu_e2e).
+ONE_SPLIT = [mode for mode in OBJECTIVES if mode not in ("dgpo", "dgpo_grpo")]
 TOKEN, SEQ = "token-mean", "seq-mean-token-mean"
 
 
@@ -52,6 +64,7 @@ def runs_for(world: int) -> list[dict]:
         {"loss_mode": "dgpo", "agg": SEQ, "max_tokens": 40},
         {"loss_mode": "dgpo_grpo", "agg": TOKEN, "micro": whole},
         {"loss_mode": "dgpo_grpo", "agg": TOKEN, "micro": 4},
+        *({"loss_mode": mode, "agg": TOKEN, "micro": 4} for mode in ONE_SPLIT),
         {"loss_mode": "dgpo", "agg": TOKEN, "micro": 4, "control": True},
         {"loss_mode": "dgpo", "agg": SEQ, "micro": 4, "control": True},
     ]
