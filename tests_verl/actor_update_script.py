@@ -27,7 +27,6 @@ from functools import partial
 import torch
 
 torch.set_num_threads(int(os.environ.get("DGPO_TORCH_THREADS", "1")))
-os.environ.setdefault("VERL_ENGINE_DEVICE", "cuda")
 for key, value in {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1"}.items():
     os.environ.setdefault(key, value)
 

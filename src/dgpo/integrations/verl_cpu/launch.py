@@ -99,11 +99,10 @@ def compose(overrides: list[str]):
     import verl
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
-
-    config_dir = os.path.join(os.path.dirname(verl.__file__), "trainer", "config")
     from verl.trainer.ppo.utils import need_critic, need_reference_policy
     from verl.utils.config import omega_conf_to_dataclass, validate_config
 
+    config_dir = os.path.join(os.path.dirname(verl.__file__), "trainer", "config")
     try:
         with initialize_config_dir(config_dir=config_dir, version_base=None):
             config = hydra_compose("ppo_trainer", overrides=overrides)

@@ -81,15 +81,17 @@ def warm_start(model_dir: Path, steps: int, seed: int) -> None:
         context = tokenizer(text, add_special_tokens=False)["input_ids"]
         answer = tokenizer(f"{a + b}{tokenizer.eos_token}", add_special_tokens=False)["input_ids"]
         examples.append((torch.tensor(context + answer), len(context)))
+    # one fixed batch of all 100 problems: built once, trained on every step
+    ids = torch.nn.utils.rnn.pad_sequence([e[0] for e in examples], batch_first=True, padding_value=-100)
+    labels = ids.clone()
+    for row, (_, context_len) in enumerate(examples):
+        labels[row, :context_len] = -100  # the loss is on the answer and its EOS only
+    input_ids, attention_mask = ids.clamp(min=0), (ids >= 0).long()
     torch.manual_seed(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     model.train()
     for _ in range(steps):
-        ids = torch.nn.utils.rnn.pad_sequence([e[0] for e in examples], batch_first=True, padding_value=-100)
-        labels = ids.clone()
-        for row, (_, context_len) in enumerate(examples):
-            labels[row, :context_len] = -100  # the loss is on the answer and its EOS only
-        loss = model(input_ids=ids.clamp(min=0), attention_mask=(ids >= 0).long(), labels=labels).loss
+        loss = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
