@@ -125,6 +125,40 @@ def test_report_pairs_every_level_and_draws_the_frontier(tmp_path):
 
     assert (tmp_path / "frontier.png").stat().st_size > 30_000
     assert (tmp_path / "curves.png").exists() and (tmp_path / "weights.png").exists()
+    assert (tmp_path / "dynamics.png").stat().st_size > 30_000
+    assert "| entropy first→last | length first→last |" in table
+    assert level_4["dgpo"]["entropy_last"] == pytest.approx(0.5) and level_4["dgpo"]["length_last3"] is None
+
+
+def test_dynamics_are_read_once_per_generation_batch_from_the_sampling_policy(tmp_path):
+    from dgpo.plot import DYNAMICS_PANELS, per_generation_batch, plot_dynamics
+
+    # 4 passes per batch: reward and length are logged at the generating step, entropy at every step.
+    rows = [
+        {"step": s, "entropy": 1.0 + s,
+         **({"reward": s / 10, "completions/mean_length": 10.0 * s} if s % 4 == 1 else {})}
+        for s in range(1, 13)
+    ]  # fmt: skip
+    assert per_generation_batch(rows, "reward", 4) == {1: 0.1, 2: 0.5, 3: 0.9}
+    assert per_generation_batch(rows, "entropy", 4) == {1: 2.0, 2: 6.0, 3: 10.0}  # the first step of each batch
+    assert per_generation_batch([*rows, {"step": 13, "entropy": float("nan")}], "entropy", 4) == {
+        1: 2.0,
+        2: 6.0,
+        3: 10.0,
+    }
+    runs = {}
+    for seed, shift in enumerate((0.0, 1.0)):
+        run = tmp_path / f"dgpo-seed{seed}"
+        run.mkdir()
+        run.joinpath("metrics.jsonl").write_text(
+            "".join(json.dumps({**r, "entropy": r["entropy"] + shift}) + "\n" for r in rows)
+        )
+        runs.setdefault("dgpo", []).append(run)
+    figure = plot_dynamics(tmp_path / "d.png", {4: runs, 1: runs})
+    assert len(figure.axes) == 2 * len(DYNAMICS_PANELS)
+    entropy = figure.axes[1].get_lines()[0]
+    assert list(entropy.get_xdata()) == [1, 2, 3]
+    assert list(entropy.get_ydata()) == pytest.approx([2.5, 6.5, 10.5])  # the mean over the two seeds
 
 
 def test_frontier_lines_and_bands(tmp_path):

@@ -25,6 +25,7 @@ from dgpo.aggregation import AGGREGATIONS
 from dgpo.compare import (
     DEFAULT_BASELINE,
     DEFAULT_OBJECTIVES,
+    FRONTIER_PRESETS,
     MODEL_HELD_OUT_ROWS,
     QUICK_OBJECTIVES,
     QUICK_PASSES,
@@ -45,6 +46,7 @@ from dgpo.eval.runner import EvalConfig
 from dgpo.losses import LOSSES
 from dgpo.ranges import check_range
 from dgpo.train.run_config import RLConfig, RunConfig, WarmStartConfig, default_of
+from dgpo.train.task import TASKS, TaskConfig
 
 #: Defaults live in the dataclasses (EvalConfig, CompareSpec, RunConfig); options that have one default to None,
 #: so that the dataclass fills it in, and their help texts read it from there.
@@ -52,6 +54,7 @@ _EVAL = {name: default_of(EvalConfig, name) for name in ("k", "temperature", "to
 _COMPARE = {name: default_of(CompareSpec, name) for name in ("seeds", "steps", "minutes")}
 
 _ITERATIONS = default_of(RLConfig, "num_iterations")
+_COUNTDOWN, _COUNTDOWN_QUICK = FRONTIER_PRESETS[("countdown", False)], FRONTIER_PRESETS[("countdown", True)]
 _RL = {name: default_of(RLConfig, name) for name in ("objective", "advantage", "aggregation", "max_steps")}
 
 #: Errors that are the user's to fix (bad values, missing or unreadable files): one line, exit code 2.
@@ -299,6 +302,11 @@ def train(
     warm_start_steps: int | None = typer.Option(
         None, help=f"Supervised warm-start steps (embedded model; default {default_of(WarmStartConfig, 'steps')})."
     ),
+    task: str | None = typer.Option(
+        None,
+        help=f"Embedded task: {' | '.join(TASKS)} (default {default_of(TaskConfig, 'name')}); countdown brings its "
+        "own model size, warm start and completion budget (TASK_PRESETS in dgpo.train.run_config).",
+    ),
 ) -> None:
     """Train with RL (TRL + the dgpo objective). With no options: the embedded default on the CPU in minutes —
     a tiny model, a supervised warm start on arithmetic, RL, and held-out accuracy before and after."""
@@ -312,7 +320,7 @@ def train(
         ("rl", "objective"): objective, ("rl", "objective_kwargs", "n"): n, ("rl", "objective_kwargs", "m"): m,
         ("rl", "objective_kwargs", "eps_low"): eps_low, ("rl", "objective_kwargs", "eps_high"): eps_high,
         ("rl", "advantage"): advantage, ("rl", "aggregation"): aggregation, ("rl", "max_steps"): steps,
-        ("rl", "learning_rate"): lr, ("warm_start", "steps"): warm_start_steps,
+        ("rl", "learning_rate"): lr, ("warm_start", "steps"): warm_start_steps, ("task", "name"): task,
     }  # fmt: skip
     overrides: dict = {}
     for path, value in flat.items():
@@ -422,27 +430,40 @@ def compare(
         f"(default {MODEL_HELD_OUT_ROWS} here) are held out for the before/after accuracy.",
     ),
     config: str | None = typer.Option(None, help="YAML overriding the run config of every run (e.g. task sizes)."),
+    task: str | None = typer.Option(
+        None,
+        help=f"Embedded task: {' | '.join(TASKS)} (default {default_of(TaskConfig, 'name')}, 3-digit here); "
+        f"--frontier on countdown: passes {','.join(map(str, _COUNTDOWN.passes))} × "
+        f"{','.join(_COUNTDOWN.objectives)} × {_COUNTDOWN.seeds} seeds, with --quick "
+        f"{','.join(map(str, _COUNTDOWN_QUICK.passes))} × {','.join(_COUNTDOWN_QUICK.objectives)} × "
+        f"{_COUNTDOWN_QUICK.seeds} seeds.",
+    ),
 ) -> None:
     """Run every objective × seed (× off-policy level) on one warm start per seed; write paired tables and plots."""
     from dgpo.compare import run_compare
-    from dgpo.train.run_config import merge, read_overrides
+    from dgpo.train.run_config import merge, read_overrides, task_name
 
     refuse_launcher("compare")
     try:
         check_range("seeds", seeds, 1, flag="--seeds")
         check_range("steps", steps, 1, flag="--steps")
         check_range("minutes", minutes, 0, open_low=True, flag="--minutes")
+        base = read_overrides(config) if config is not None else {}
+        if task is not None:
+            base = merge(base, {"task": {"name": task}})
+        name = task_name(base)
+        if name not in TASKS:
+            raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(TASKS)}")
+        study = FRONTIER_PRESETS[(name, quick)]
         if objectives:
             chosen = objectives
         else:
-            chosen = ",".join(STUDY_OBJECTIVES if frontier and not quick else QUICK_OBJECTIVES if quick else
-                              DEFAULT_OBJECTIVES)  # fmt: skip
-        levels = _passes(passes) if passes else (QUICK_PASSES if quick else STUDY_PASSES) if frontier else ()
+            chosen = ",".join(study.objectives if frontier else QUICK_OBJECTIVES if quick else DEFAULT_OBJECTIVES)
+        levels = _passes(passes) if passes else study.passes if frontier else ()
         if seeds is None and (quick or frontier):
-            seeds = QUICK_SEEDS if quick else STUDY_SEEDS
-        base = read_overrides(config) if config is not None else {}
+            seeds = study.seeds if frontier else QUICK_SEEDS
         if frontier:  # the study's budget: fewer generation batches and Avg@1, unless given
-            steps = steps if steps is not None else QUICK_STUDY_STEPS if quick else STUDY_STEPS
+            steps = steps if steps is not None else study.steps
             base = merge(STUDY_OVERRIDES, base)
         base = merge(base, {key: value for key, value in (("model", model), ("dataset", dataset)) if value})
         given = {"seeds": seeds, "steps": steps, "minutes": minutes, "baseline": baseline}

@@ -25,7 +25,7 @@ from rich.console import Console
 
 from dgpo.fileio import write_atomically
 from dgpo.losses import LOSSES, get_loss
-from dgpo.train.run_config import RunConfig, load_config, merge
+from dgpo.train.run_config import RunConfig, load_config, merge, task_name
 
 DEFAULT_OBJECTIVES = ("grpo", "dapo", "cispo", "gppo", "ce_gppo", "aspo", "dgpo")
 #: The objective every other is paired against, when compared and no other is chosen.
@@ -53,6 +53,31 @@ STUDY_OVERRIDES = {"held_out": {"k": 1}}
 #: (one barely learns), with 300 at 62–74% and end at the 91–98% ceiling; the 2-digit task of ``dgpo train`` starts
 #: at 55–83% and ends near its 95% ceiling. A --config overrides it.
 COMPARE_TASK = {"task": {"digits": 3}, "warm_start": {"steps": 250}}
+#: The comparison settings of each embedded task under the user's --config (countdown's own come from its
+#: ``TASK_PRESETS`` entry in :mod:`dgpo.train.run_config`).
+COMPARE_TASKS = {"addition": COMPARE_TASK, "countdown": {}}
+
+
+@dataclass(frozen=True)
+class StudyPreset:
+    """The shape of ``dgpo compare --frontier [--quick]`` on one task: arms, off-policy levels, seeds, and RL steps
+    at the base passes (``steps // num_iterations`` generation batches per run at every level)."""
+
+    objectives: tuple[str, ...]
+    passes: tuple[int, ...]
+    seeds: int
+    steps: int
+
+
+#: (task, quick) → the frontier study. A countdown run costs several times an addition run (completions of ~110
+#: tokens instead of ~10, a 1,000-step warm start of ~5 min per seed), so its studies run 8 generation batches per
+#: run, and the quick one 2 seeds at 1 and 8 passes (where the addition study's objectives parted): docs/results.md.
+FRONTIER_PRESETS = {
+    ("addition", False): StudyPreset(STUDY_OBJECTIVES, STUDY_PASSES, STUDY_SEEDS, STUDY_STEPS),
+    ("addition", True): StudyPreset(QUICK_OBJECTIVES, QUICK_PASSES, QUICK_SEEDS, QUICK_STUDY_STEPS),
+    ("countdown", False): StudyPreset(STUDY_OBJECTIVES, (1, 2, 4, 8), 5, 16),
+    ("countdown", True): StudyPreset(QUICK_OBJECTIVES, (1, 8), 2, 16),
+}
 #: Held-out rows of a ``dgpo compare --model`` run's dataset (for the before/after accuracy), unless the config
 #: sets ``held_out.rows``.
 MODEL_HELD_OUT_ROWS = 200
@@ -173,7 +198,7 @@ class CompareSpec:
     def shared_overrides(self) -> dict:
         """The run-config overrides every run of the comparison shares: the comparison task under the user's config,
         held-out rows for a --model run that sets none, and the stress preset."""
-        overrides = merge(COMPARE_TASK, self.base)
+        overrides = merge(COMPARE_TASKS.get(task_name(self.base), {}), self.base)  # an unknown task fails in TaskConfig
         if overrides.get("model") is not None and "rows" not in overrides.get("held_out", {}):
             overrides = merge(overrides, {"held_out": {"rows": MODEL_HELD_OUT_ROWS}})
         return merge(overrides, STRESS_OVERRIDES) if self.stress else overrides

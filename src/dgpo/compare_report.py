@@ -17,7 +17,7 @@ from rich.console import Console
 from dgpo.compare import CompareSpec
 from dgpo.fileio import write_atomically
 from dgpo.metrics import GRAD_ABS_SUM, GRAD_SHARE_KEYS
-from dgpo.plot import plot_frontier, plot_runs, plot_weights, read_metrics
+from dgpo.plot import plot_dynamics, plot_frontier, plot_runs, plot_weights, read_metrics
 from dgpo.stats import Interval, PairedDifference, paired_difference, t_interval
 
 #: Region keys whose sum is the fraction of active tokens outside the trust region.
@@ -28,6 +28,8 @@ OUTSIDE_KEYS = ("region/ln", "region/hp", "region/lp", "region/hn")
 #: the embedded task range from 15% to 50% greedy, and sampled rewards at T = 1 sit near 0.05–0.3.
 COLLAPSE_KEPT = 0.5
 COLLAPSE_REWARD_FRACTION = 0.25
+#: TRL's mean completion length (tokens) of each generation batch.
+LENGTH_KEY = "completions/mean_length"
 
 
 def _mean(values: list[float]) -> float | None:
@@ -40,6 +42,7 @@ def run_summary(run_dir: Path) -> dict:
     rows = read_metrics(run_dir)
     rewards = [r["reward"] for r in rows if r.get("reward") is not None]
     entropies = [r["entropy"] for r in rows if r.get("entropy") is not None]
+    lengths = [r[LENGTH_KEY] for r in rows if r.get(LENGTH_KEY) is not None]
     ln_max = max((r.get("weight/ln_vs_pg_max") or 0.0 for r in rows), default=0.0)
     outside = [sum(r.get(k) or 0.0 for k in OUTSIDE_KEYS) for r in rows if "region/ln" in r]
     # The run's shares: each step's shares weighted by its Σ|Â·w| (steps without gradient count for nothing).
@@ -69,6 +72,9 @@ def run_summary(run_dir: Path) -> dict:
         "grad_share_ln_max": max((r.get("grad_share/ln") or 0.0 for r in rows), default=0.0),
         "entropy_first": entropies[0] if entropies else None,
         "entropy_last": entropies[-1] if entropies else None,
+        # means of the first and last three logged lengths (logged once per generation batch)
+        "length_first3": _mean(lengths[:3]),
+        "length_last3": _mean(lengths[-3:]),
         "reward_first": rewards[0] if rewards else None,
         "reward_first3": statistics.fmean(head),
         "reward_last3": statistics.fmean(tail),
@@ -109,6 +115,8 @@ def level_statistics(by_arm: dict[str, list[dict]], baseline: str) -> dict[str, 
             stats["avg"] = t_interval([r["after"]["avg"] for r in runs])
             stats["pass"] = t_interval([r["after"]["pass"] for r in runs])
             stats["paired"] = paired(runs, by_arm[baseline]) if label != baseline else None
+        for key in ("entropy_first", "entropy_last", "length_first3", "length_last3"):
+            stats[key] = _mean([r[key] for r in runs if r.get(key) is not None])
         outside = [r["outside_mean"] for r in runs if r["outside_mean"] is not None]
         stats["outside_mean"] = _mean(outside)
         stats["ln_weight_vs_pg_max"] = max(r["ln_weight_vs_pg_max"] for r in runs)
@@ -132,8 +140,9 @@ def level_table(spec: CompareSpec, passes: int | None, stats: dict[str, dict], k
         f"`{spec.baseline}` on the same seeds (mean ± 95% t-interval, wins/losses).",
         "",
         f"| objective | greedy | Δ vs {spec.baseline} (pts) | wins/losses | change vs before (pts) | Avg@{k} "
-        f"| Pass@{k} | outside TR % | grad share LN/HP/HN % | max LN w/PG | collapsed |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| Pass@{k} | entropy first→last | length first→last | outside TR % | grad share LN/HP/HN % "
+        "| max LN w/PG | collapsed |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for label, s in stats.items():
         if "greedy" in s:
@@ -144,6 +153,8 @@ def level_table(spec: CompareSpec, passes: int | None, stats: dict[str, dict], k
         else:
             cells = ["–"] * 6
         cells += [
+            f"{_format(s['entropy_first'], 1.0, 2)}→{_format(s['entropy_last'], 1.0, 2)}",
+            f"{_format(s['length_first3'], 1.0, 0)}→{_format(s['length_last3'], 1.0, 0)}",
             _format(s["outside_mean"], 100.0, 2),
             "/".join(_format(s[f"grad_share_{region}"], 100.0, 1) for region in ("ln", "hp", "hn")),
             f"{s['ln_weight_vs_pg_max']:.3g}",
@@ -173,7 +184,9 @@ def comparison_table(spec: CompareSpec, statistics_by_level: dict, before: list[
         "Δ: paired difference to the baseline on the same seeds; `*` marks an interval that excludes 0. "
         "outside TR: mean fraction of active tokens outside the trust region (LN+HP+LP+HN) over the run's steps. "
         "grad share: the share of each run's Σ|Â·w| (the log-prob-gradient magnitude) on LN, HP and HN tokens, mean "
-        "over seeds. max LN w/PG: the largest ratio-to-PG weight "
+        "over seeds. entropy: the policy's mean token entropy at the first and last step; length: mean completion "
+        "tokens of the first and last three generation batches (both means over seeds). "
+        "max LN w/PG: the largest ratio-to-PG weight "
         "on a left-boundary token (soft clipping ≫ 1 when r → 0; DGPO < 1). collapsed: runs that ended below "
         f"{COLLAPSE_KEPT:g}× their warm start's greedy accuracy, whose last three rewards fell below "
         f"{COLLAPSE_REWARD_FRACTION:g}× their first three, or whose entropy tripled.",
@@ -220,5 +233,12 @@ def summarize_compare(spec: CompareSpec, console: Console) -> dict:
     )
     if len(spec.passes) >= 2:
         plot_frontier(spec.out / "frontier.png", summary)
+    dynamics = {
+        passes or spec.base_iterations: {
+            arm.label: [spec.run_dir(arm, seed, passes) for seed in range(spec.seeds)] for arm in spec.arms
+        }
+        for passes in spec.levels
+    }
+    plot_dynamics(spec.out / "dynamics.png", dynamics)
     console.print(table, markup=False, highlight=False, soft_wrap=True)
     return summary

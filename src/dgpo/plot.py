@@ -363,3 +363,58 @@ def plot_frontier(out: str | Path, summary: dict):
     fig.suptitle(f"Off-policy frontier: {summary['seeds']} seed(s) per point, paired against {summary['baseline']}")
     fig.savefig(out, dpi=100)
     return fig
+
+
+#: Panels of a study's dynamics figure: (metrics key, title). Each is read once per generation batch, from the
+#: sampling policy: reward and length are logged at the step that generated the batch, and the entropy of the
+#: batch's first step is that of the policy that sampled it, on its own samples.
+DYNAMICS_PANELS = (
+    ("reward", "reward of the sampled completions"),
+    ("entropy", "token entropy of the sampled completions"),
+    ("completions/mean_length", "completion length (tokens)"),
+)
+
+
+def per_generation_batch(rows: Sequence[dict], key: str, passes: int) -> dict[int, float]:
+    """Generation batch (1, 2, …) → ``key``'s value on the batch's first optimiser step (step = (b−1)·passes + 1);
+    non-finite values are left out."""
+    out = {}
+    for row in rows:
+        value = row.get(key)
+        if (row["step"] - 1) % passes == 0 and isinstance(value, int | float) and np.isfinite(value):
+            out[(row["step"] - 1) // passes + 1] = float(value)
+    return out
+
+
+def plot_dynamics(out: str | Path, runs: dict[int, dict[str, Sequence[Path]]]):
+    """Reward, entropy and completion length per generation batch: one row of panels per off-policy level (passes
+    per batch), one line per objective (the mean over its seeds), so levels and objectives compare at equal data.
+
+    ``runs``: passes → objective label → run directories (one per seed). Returns the figure.
+    """
+    plt = _pyplot()
+    levels = list(runs)
+    fig, axes = plt.subplots(len(levels), 3, figsize=(15, 3.4 * len(levels) + 1), layout="constrained", squeeze=False)
+    for row_axes, passes in zip(axes, levels, strict=True):
+        labels = list(runs[passes])
+        for ax, (key, title) in zip(row_axes, DYNAMICS_PANELS, strict=True):
+            lines = {}
+            for index, label in enumerate(labels):
+                curves = [per_generation_batch(read_metrics(run), key, passes) for run in runs[passes][label]]
+                batches = sorted(set().union(*curves))
+                means = [float(np.mean([c[b] for c in curves if b in c])) for b in batches]
+                style = line_style(index, len(labels))
+                style.pop("markevery")
+                ax.plot(batches, means, label=label, lw=1.4, markevery=max(1, len(batches) // 8), **style)
+                lines[label] = means
+            # At 1 pass every objective is the same run (r = 1): say so, since the lines hide each other.
+            same = len(labels) > 1 and len({len(v) for v in lines.values()}) == 1 and len(coincident_groups(lines)) == 1
+            level = f"{passes} pass{'es' if passes != 1 else ''}{' (all objectives identical)' if same else ''}"
+            ax.set_title(f"{title}\n{level}", fontsize=10)
+            ax.set_xlabel("generation batch")
+            ax.grid(alpha=0.3)
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncol=min(6, len(names)), fontsize=9, frameon=False)
+    fig.suptitle("Training dynamics per generation batch (mean over seeds)")
+    fig.savefig(out, dpi=100)
+    return fig

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+import statistics
 from collections import defaultdict
 
-from dgpo.data.prompts import R1_TEMPLATE
+from dgpo.data.prompts import R1_TEMPLATE, build_prompt
 from dgpo.eval.backends import HFBackend, SamplingSettings, sample_and_score
 from dgpo.eval.passk import summarize_benchmark
 from dgpo.rewards.verifier import MathVerifier
@@ -20,22 +22,41 @@ def evaluate_rows(
     batch_size: int = 128,
     seed: int = 0,
     verifier: MathVerifier | None = None,
+    reward=None,
 ) -> dict:
-    """Avg@k and Pass@k' over ``rows`` (greedy when ``settings.temperature == 0``, then use k = 1)."""
+    """Avg@k and Pass@k' over ``rows`` (greedy when ``settings.temperature == 0``, then use k = 1).
+
+    Scored by the math verifier against each row's ``answer``, or by ``reward`` when given: an object with
+    ``score_rows(completions, rows) -> list[float]`` (e.g. :class:`dgpo.rewards.countdown.CountdownReward`).
+    The result also holds the completions' token lengths: ``length_median`` and ``length_p90``.
+    """
     settings = settings or SamplingSettings(temperature=0.0, max_new_tokens=64)
     backend = HFBackend.from_model(model, tokenizer, batch_size)
-    own_verifier = verifier is None
-    verifier = verifier or MathVerifier(workers=1)
+    own_verifier = verifier is None and reward is None
+    verifier = verifier or (MathVerifier(workers=1) if reward is None else None)
     units = [(row, index) for row in rows for index in range(k)]
     correct: dict[str, list[bool]] = defaultdict(list)
+    lengths: list[int] = []
     try:
         for start in range(0, len(units), batch_size):
-            batch = units[start : start + batch_size]
+            batch = [row for row, _ in units[start : start + batch_size]]
             seeds = [seed + start + i for i in range(len(batch))]
-            _, scored = sample_and_score(backend, verifier, [row for row, _ in batch], template, settings, seeds)
-            for (row, _), result in zip(batch, scored, strict=True):
-                correct[row["id"]].append(result.reward == 1.0)
+            if reward is None:
+                generations, scored = sample_and_score(backend, verifier, batch, template, settings, seeds)
+                rewards = [result.reward for result in scored]
+            else:
+                prompts = [build_prompt(backend.tokenizer, row["problem"], template) for row in batch]
+                generations = backend.generate(prompts, settings, seeds)
+                rewards = reward.score_rows([g.text for g in generations], batch)
+            lengths += [g.tokens for g in generations]
+            for row, value in zip(batch, rewards, strict=True):
+                correct[row["id"]].append(value == 1.0)
     finally:
         if own_verifier:
             verifier.close()
-    return summarize_benchmark(correct, k)
+    lengths.sort()
+    return {
+        **summarize_benchmark(correct, k),
+        "length_median": statistics.median(lengths) if lengths else None,
+        "length_p90": lengths[max(0, math.ceil(0.9 * len(lengths)) - 1)] if lengths else None,
+    }

@@ -75,11 +75,10 @@ def train_rl(
     from transformers import PrinterCallback
 
     from dgpo.integrations.trl import DGPOTrainer
-    from dgpo.rewards import MathReward
     from dgpo.tiny import load_tokenizer
     from dgpo.train.callbacks import JsonlMetricsCallback, RichProgressCallback, TimeBudgetCallback
 
-    reward = MathReward(workers=cfg.rl.reward_workers)
+    reward = task_reward(cfg)
     trainer = DGPOTrainer(
         model=model_path,
         reward_funcs=[reward],
@@ -143,9 +142,28 @@ def _sharded(trainer) -> bool:
     return plugin is not None and plugin.zero_stage == 3
 
 
+def task_reward(cfg: RunConfig):
+    """The run's TRL reward function: the countdown reward on the embedded countdown task, else the math reward."""
+    if cfg.embedded and cfg.task.name == "countdown":
+        from dgpo.rewards.countdown import CountdownReward
+
+        return CountdownReward()
+    from dgpo.rewards import MathReward
+
+    return MathReward(workers=cfg.rl.reward_workers)
+
+
+#: Dataset columns a reward reads besides the prompt (TRL passes every column to the reward functions by name).
+REWARD_COLUMNS = ("answer", "numbers", "target")
+
+
 def rl_prompts(rows: list[dict], template: str) -> list[dict]:
-    """TRL conversational prompts; the gold answer rides along as the ``answer`` column for the reward."""
+    """TRL conversational prompts; the reward's columns ride along (``answer``; ``numbers``/``target`` on
+    countdown)."""
     return [
-        {"prompt": [{"role": "user", "content": format_problem(r["problem"], template)}], "answer": r["answer"]}
+        {
+            "prompt": [{"role": "user", "content": format_problem(r["problem"], template)}],
+            **{column: r[column] for column in REWARD_COLUMNS if column in r},
+        }
         for r in rows
     ]

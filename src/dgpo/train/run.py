@@ -30,7 +30,7 @@ from dgpo.eval.backends import SamplingSettings, check_model_available, check_mo
 from dgpo.eval.held_out import evaluate_rows
 from dgpo.fileio import write_atomically
 from dgpo.ranges import check_range
-from dgpo.train.rl import dgpo_config, train_rl
+from dgpo.train.rl import dgpo_config, task_reward, train_rl
 from dgpo.train.run_config import RunConfig
 from dgpo.train.run_dir import prepare_run_dir
 from dgpo.train.task import make_splits
@@ -170,12 +170,23 @@ def held_out(cfg: RunConfig, model_path: str, rows: list[dict], tag: str, out: P
         model.to("cuda")
     tokenizer = load_tokenizer(model_path)
     h = cfg.held_out
-    greedy = evaluate_rows(model, tokenizer, rows, 1, SamplingSettings(0.0, 1.0, h.max_new_tokens), template_for(cfg))
+    reward = task_reward(cfg) if cfg.task.name == "countdown" and cfg.embedded else None  # None: the math verifier
+    greedy = evaluate_rows(
+        model, tokenizer, rows, 1, SamplingSettings(0.0, 1.0, h.max_new_tokens), template_for(cfg), reward=reward
+    )
     sampled = evaluate_rows(
         model, tokenizer, rows, h.k, SamplingSettings(h.temperature, 1.0, h.max_new_tokens), template_for(cfg),
-        seed=cfg.seed,
+        seed=cfg.seed, reward=reward,
     )  # fmt: skip
-    result = {"greedy": greedy["avg"], "avg": sampled["avg"], "pass": sampled["pass"][h.k], "items": len(rows)}
+    result = {
+        "greedy": greedy["avg"],
+        "avg": sampled["avg"],
+        "pass": sampled["pass"][h.k],
+        "items": len(rows),
+        # token lengths of the sampled completions (the greedy ones repeat one path per problem)
+        "length_median": sampled["length_median"],
+        "length_p90": sampled["length_p90"],
+    }
     write_atomically(cache, json.dumps(result, indent=2))
     console.print(f"held-out {tag} RL: greedy {100 * result['greedy']:.1f}% on {len(rows)} items")
     return result

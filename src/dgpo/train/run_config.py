@@ -189,12 +189,31 @@ def merge(base: dict, overrides: dict) -> dict:
     return out
 
 
+#: Settings an embedded task brings with it, applied above the defaults and below the YAML file and the flags, so
+#: that ``task: {name: countdown}`` alone is a working run: its search traces need far longer completions than
+#: addition's 48 tokens. Chosen by measurement on the 2-core machine (docs/results.md, "Countdown: the set-up").
+TASK_PRESETS: dict[str, dict] = {
+    "addition": {},
+    "countdown": {
+        "warm_start": {"steps": 1000, "batch_size": 32},
+        "rl": {"max_completion_length": 160, "learning_rate": 3e-5},
+        "held_out": {"max_new_tokens": 160},
+    },
+}
+
+
+def task_name(overrides: dict) -> str:
+    """The task an override dict asks for (``task.name``), else the default task."""
+    section = overrides.get("task")
+    name = section.get("name") if isinstance(section, dict) else None
+    return name if isinstance(name, str) else TaskConfig.name
+
+
 def load_config(path: str | Path | None = None, overrides: dict | None = None) -> RunConfig:
-    """Defaults ← YAML file ← overrides (nested dicts, e.g. {"rl": {"objective": "grpo"}})."""
-    data = to_dict(RunConfig())
-    if path is not None:
-        data = merge(data, read_overrides(path))
-    data = merge(data, overrides or {})
+    """Defaults ← the task's preset (:data:`TASK_PRESETS`) ← YAML file ← overrides (nested dicts, e.g.
+    {"rl": {"objective": "grpo"}})."""
+    given = merge(read_overrides(path) if path is not None else {}, overrides or {})
+    data = merge(merge(to_dict(RunConfig()), TASK_PRESETS.get(task_name(given), {})), given)
     return from_dict(RunConfig, data)
 
 
