@@ -117,6 +117,30 @@ def test_two_processes_write_one_run(straight):
         assert output.count(once) == 1, (once, output)
 
 
+#: The countdown task on 2 processes: 8 completions per process, so the global batch holds 4 groups of 4.
+COUNTDOWN = {
+    "task": {"name": "countdown", "train_size": 200, "test_size": 16},
+    "warm_start": {"steps": 30, "batch_size": 8},
+    "rl": {"max_steps": 2, "save_steps": 2, "per_device_train_batch_size": 8, "num_generations": 4,
+           "max_completion_length": 48},
+    "held_out": {"k": 1, "max_new_tokens": 48},
+}  # fmt: skip
+
+
+def test_countdown_trains_on_two_processes_with_its_own_reward(tmp_path):
+    config = tmp_path / "countdown.yaml"
+    config.write_text(yaml.safe_dump(COUNTDOWN))
+    code, output = run_to_end(train("--config", str(config), "--output-dir", str(tmp_path / "run")), tmp_path / "log")
+    assert code == 0, output
+    metrics = read_metrics(tmp_path / "run")
+    assert [m["step"] for m in metrics] == [1, 2]  # one line per step, not one per rank
+    assert 0.0 <= metrics[0]["rewards/countdown_reward/mean"] <= 1.0  # the countdown reward, not the math one
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["processes"] == 2 and results["parameters_identical"] is True
+    assert results["before"]["items"] == results["after"]["items"] == 16
+    assert output.count("held-out after RL") == 1  # rank 0 evaluates and reports once
+
+
 def test_a_start_up_error_ends_every_rank_with_one_line(straight):
     run, _ = straight
     config = run.parent / "small.yaml"

@@ -141,6 +141,36 @@ def test_trl_reward_function_signature_and_conversational_completions():
         reward.close()
 
 
+NOT_TEXT = [
+    None,
+    42,
+    3.5,
+    b"\\boxed{4}",
+    ["\\boxed{4}"],
+    [],
+    [{"role": "assistant"}],
+    [{"role": "assistant", "content": None}],
+    [{"role": "assistant", "content": [{"type": "text", "text": "\\boxed{4}"}]}],
+    {"content": "\\boxed{4}"},
+]
+
+
+@pytest.mark.parametrize("completion", NOT_TEXT, ids=repr)
+def test_a_completion_that_is_not_text_scores_zero_as_invalid_and_never_raises(verifier, completion):
+    scored = verifier.score([completion, "\\boxed{4}"], ["4", "4"])
+    assert (scored[0].reward, scored[0].status, scored[0].pred) == (0.0, "invalid", None)
+    assert (scored[1].reward, scored[1].status) == (1.0, "correct")  # the rest of the batch is scored as usual
+
+
+def test_held_out_rows_are_scored_through_the_same_interface_as_countdown():
+    reward = MathReward(workers=1)
+    try:
+        rows = [{"problem": "1+3?", "answer": "4"}, {"problem": "2+2?", "answer": "5"}]
+        assert reward.score_rows(["\\boxed{4}", "\\boxed{4}"], rows) == [1.0, 0.0]
+    finally:
+        reward.close()
+
+
 def test_single_answer_and_verl_hook():
     assert math_reward(r"The sum is \boxed{\frac{3}{6}}.", "0.5") == 1.0
     assert compute_score("aime24", r"\boxed{073}", "73", extra_info={"index": 0}) == 1.0

@@ -1,4 +1,5 @@
-"""Evaluate a loaded model on in-memory rows (``id, problem, answer``): used before and after RL training."""
+"""Evaluate a loaded model on in-memory rows (``id``, ``problem`` and the columns its reward reads): used before
+and after RL training."""
 
 from __future__ import annotations
 
@@ -7,53 +8,41 @@ import statistics
 from collections import defaultdict
 
 from dgpo.data.prompts import R1_TEMPLATE, build_prompt
-from dgpo.eval.backends import HFBackend, SamplingSettings, sample_and_score
+from dgpo.eval.backends import HFBackend, SamplingSettings
 from dgpo.eval.passk import summarize_benchmark
-from dgpo.rewards.verifier import MathVerifier
 
 
 def evaluate_rows(
     model,
     tokenizer,
     rows: list[dict],
+    reward,
     k: int = 1,
     settings: SamplingSettings | None = None,
     template: str = R1_TEMPLATE,
     batch_size: int = 128,
     seed: int = 0,
-    verifier: MathVerifier | None = None,
-    reward=None,
 ) -> dict:
     """Avg@k and Pass@k' over ``rows`` (greedy when ``settings.temperature == 0``, then use k = 1).
 
-    Scored by the math verifier against each row's ``answer``, or by ``reward`` when given: an object with
-    ``score_rows(completions, rows) -> list[float]`` (e.g. :class:`dgpo.rewards.countdown.CountdownReward`).
+    ``reward`` scores the completions: any object with ``score_rows(completions, rows) -> list[float]``, the
+    interface of both task rewards (:class:`dgpo.rewards.MathReward` against each row's ``answer``,
+    :class:`dgpo.rewards.CountdownReward` against its ``numbers`` and ``target``); 1.0 counts as correct.
     The result also holds the completions' token lengths: ``length_median`` and ``length_p90``.
     """
     settings = settings or SamplingSettings(temperature=0.0, max_new_tokens=64)
     backend = HFBackend.from_model(model, tokenizer, batch_size)
-    own_verifier = verifier is None and reward is None
-    verifier = verifier or (MathVerifier(workers=1) if reward is None else None)
     units = [(row, index) for row in rows for index in range(k)]
     correct: dict[str, list[bool]] = defaultdict(list)
     lengths: list[int] = []
-    try:
-        for start in range(0, len(units), batch_size):
-            batch = [row for row, _ in units[start : start + batch_size]]
-            seeds = [seed + start + i for i in range(len(batch))]
-            if reward is None:
-                generations, scored = sample_and_score(backend, verifier, batch, template, settings, seeds)
-                rewards = [result.reward for result in scored]
-            else:
-                prompts = [build_prompt(backend.tokenizer, row["problem"], template) for row in batch]
-                generations = backend.generate(prompts, settings, seeds)
-                rewards = reward.score_rows([g.text for g in generations], batch)
-            lengths += [g.tokens for g in generations]
-            for row, value in zip(batch, rewards, strict=True):
-                correct[row["id"]].append(value == 1.0)
-    finally:
-        if own_verifier:
-            verifier.close()
+    for start in range(0, len(units), batch_size):
+        batch = [row for row, _ in units[start : start + batch_size]]
+        prompts = [build_prompt(backend.tokenizer, row["problem"], template) for row in batch]
+        generations = backend.generate(prompts, settings, [seed + start + i for i in range(len(batch))])
+        rewards = reward.score_rows([g.text for g in generations], batch)
+        lengths += [g.tokens for g in generations]
+        for row, value in zip(batch, rewards, strict=True):
+            correct[row["id"]].append(value == 1.0)
     lengths.sort()
     return {
         **summarize_benchmark(correct, k),

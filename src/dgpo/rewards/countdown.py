@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
 
+from dgpo.rewards.extract import completion_text
+
 ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
 DIGITS = frozenset("0123456789")
 OPERATORS = {"+": 1, "-": 1, "*": 2, "/": 2}  # operator → precedence
@@ -158,14 +160,6 @@ def countdown_reward(completion: str, numbers: list[int], target: int) -> float:
     return 1.0 if answer is not None and score_expression(answer, numbers, target) else 0.0
 
 
-def completion_content(completion: Any) -> Any:
-    """A TRL completion's text: a string as is, a conversation's last message content; anything else unchanged
-    (and then scored 0 by :func:`countdown_reward`)."""
-    if isinstance(completion, list) and completion and isinstance(completion[-1], dict):
-        return completion[-1].get("content")
-    return completion
-
-
 class CountdownReward:
     """A TRL reward function over the dataset's ``numbers`` and ``target`` columns:
     ``reward(completions, numbers, target, **kwargs) -> list[float]`` (conversational completions accepted).
@@ -182,7 +176,7 @@ class CountdownReward:
         if not len(completions) == len(numbers) == len(target):
             raise ValueError(f"got {len(completions)} completions, {len(numbers)} numbers and {len(target)} targets")
         return [
-            countdown_reward(completion_content(c), list(n), t)
+            countdown_reward(completion_text(c), list(n), t)
             for c, n, t in zip(completions, numbers, target, strict=True)
         ]
 

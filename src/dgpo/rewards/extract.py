@@ -7,6 +7,7 @@ backtrack, so a 1 MB completion or 10k nested braces cost linear time.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 BOX_COMMANDS = ("\\boxed", "\\fbox")
 MAX_BOXES_TRIED = 8
@@ -14,6 +15,18 @@ _BARE_TOKEN = re.compile(r"[^\s$]+?(?=[.,;]?(?:\s|\$|$))")
 #: Optional fallback: "The answer is X" / "the final answer is: X" (last occurrence), up to a newline or
 #: a sentence-ending period. Off unless asked for.
 ANSWER_IS = re.compile(r"answer is[:\s]*\$?(?P<answer>[^\n$]{1,200}?)\$?\s*(?:\.\s|\.$|\n|$)", re.IGNORECASE)
+
+
+def completion_text(completion: Any) -> str | None:
+    """Plain text of a TRL completion: a string as is, a conversation (list of chat messages) → its last message's
+    string content; None for anything else (``None``, bytes, numbers, a message without text), which every reward
+    scores 0 instead of raising: a reward that raises ends a training run."""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, list) and completion and isinstance(completion[-1], dict):
+        content = completion[-1].get("content")
+        return content if isinstance(content, str) else None
+    return None
 
 
 _BRACE_TOKENS = re.compile(r"\\.|[{}]", re.DOTALL)  # an escaped character (\{, \}, \\) or a brace

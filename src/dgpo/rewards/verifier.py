@@ -17,12 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dgpo.rewards.extract import extract_answer
+from dgpo.rewards.extract import completion_text, extract_answer
 from dgpo.rewards.fast_path import fast_equal
 from dgpo.rewards.pool import VerifierPool
 
 #: Status of one scored completion. Only "correct" earns reward.
-STATUSES = ("correct", "incorrect", "no_answer", "too_long", "timeout", "error")
+STATUSES = ("correct", "incorrect", "no_answer", "too_long", "timeout", "error", "invalid")
 
 
 @dataclass(frozen=True)
@@ -31,15 +31,6 @@ class ScoredAnswer:
     status: str
     pred: str | None
     fast_path: bool
-
-
-def completion_text(completion: Any) -> str:
-    """Plain text of a TRL completion: a string, or a conversation (list of messages) → last message's content."""
-    if isinstance(completion, str):
-        return completion
-    if isinstance(completion, list) and completion and isinstance(completion[-1], dict):
-        return str(completion[-1].get("content", ""))
-    raise TypeError(f"completion must be a string or a list of chat messages, got {type(completion).__name__}")
 
 
 class MathVerifier:
@@ -76,9 +67,12 @@ class MathVerifier:
         to_verify: list[int] = []
         preds: list[str | None] = []
         for i, (completion, answer) in enumerate(zip(completions, answers, strict=True)):
-            pred = extract_answer(completion_text(completion), self.fallback)
+            text = completion_text(completion)
+            pred = None if text is None else extract_answer(text, self.fallback)
             preds.append(pred)
-            if pred is None or not pred.strip():
+            if text is None:  # not text at all (None, bytes, a number): scored 0, never raised
+                results[i] = ScoredAnswer(0.0, "invalid", None, False)
+            elif pred is None or not pred.strip():
                 results[i] = ScoredAnswer(0.0, "no_answer", pred, False)
             elif len(pred) > self.max_answer_chars:
                 results[i] = ScoredAnswer(0.0, "too_long", pred[:200], False)
@@ -122,6 +116,11 @@ class MathReward(MathVerifier):
 
     def __call__(self, completions: Sequence[Any], answer: Sequence[str], **kwargs: Any) -> list[float]:
         return [scored.reward for scored in self.score(completions, answer)]
+
+    def score_rows(self, completions: Sequence[Any], rows: Sequence[dict]) -> list[float]:
+        """Rewards of completions against problem rows holding ``answer`` (held-out evaluation; the interface
+        :func:`dgpo.eval.held_out.evaluate_rows` scores with, shared with ``CountdownReward``)."""
+        return self(completions, [row["answer"] for row in rows])
 
 
 _default: MathVerifier | None = None

@@ -170,14 +170,17 @@ def held_out(cfg: RunConfig, model_path: str, rows: list[dict], tag: str, out: P
         model.to("cuda")
     tokenizer = load_tokenizer(model_path)
     h = cfg.held_out
-    reward = task_reward(cfg) if cfg.task.name == "countdown" and cfg.embedded else None  # None: the math verifier
-    greedy = evaluate_rows(
-        model, tokenizer, rows, 1, SamplingSettings(0.0, 1.0, h.max_new_tokens), template_for(cfg), reward=reward
-    )
-    sampled = evaluate_rows(
-        model, tokenizer, rows, h.k, SamplingSettings(h.temperature, 1.0, h.max_new_tokens), template_for(cfg),
-        seed=cfg.seed, reward=reward,
-    )  # fmt: skip
+    reward = task_reward(cfg)  # the run's own reward: held-out accuracy is what RL is rewarded for
+    try:
+        greedy = evaluate_rows(
+            model, tokenizer, rows, reward, 1, SamplingSettings(0.0, 1.0, h.max_new_tokens), template_for(cfg)
+        )
+        sampled = evaluate_rows(
+            model, tokenizer, rows, reward, h.k, SamplingSettings(h.temperature, 1.0, h.max_new_tokens),
+            template_for(cfg), seed=cfg.seed,
+        )  # fmt: skip
+    finally:
+        reward.close()
     result = {
         "greedy": greedy["avg"],
         "avg": sampled["avg"],
