@@ -84,9 +84,9 @@ def print_verifier(console: Console, results: dict) -> None:
         accepted = f"{100 * row['accepted']:.1f}%" if "accepted" in row else "-"
         table.add_row(name, str(items), f"{per_s:.0f}", f"{seconds:.2f}", accepted)
     console.print(table)
-    raw = results.get("pairs_raw_one_process")
-    if raw:
-        console.print(f"pairs/s vs raw math-verify: {results['pairs_fast_path']['per_s'] / raw['per_s']:.1f}×")
+    for mine, raw in (("pairs_fast_path", "pairs_raw_one_process"), ("hard_pairs", "hard_pairs_raw_one_process")):
+        if raw in results:
+            console.print(f"{mine}: {results[mine]['per_s'] / results[raw]['per_s']:.1f}× raw math-verify's pairs/s")
 
 
 def print_objectives(console: Console, rows: list[dict], title: str) -> None:

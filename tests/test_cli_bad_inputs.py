@@ -21,11 +21,12 @@ import yaml
 from typer.testing import CliRunner
 
 from dgpo.cli import app
-from dgpo.train.run_config import load_config, save_config
+from dgpo.train.run_config import RunConfig, config_text, load_config, save_config
 
 runner = CliRunner()
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 ROW = json.dumps({"problem": "1 + 1 = ?", "answer": "2", "solution": "1+1=2. \\boxed{2}"})
+RUN_CONFIG = config_text(RunConfig())  # a valid config.yaml of a dgpo run
 
 #: (id, args, files: path → text, or a path ending in "/" for a directory, expected part of the error line)
 CASES = [
@@ -81,11 +82,25 @@ CASES = [
     ("output-dir-is-a-file", ["train", "--output-dir", "f.txt"], {"f.txt": "x"},
      "--output-dir f.txt exists and is not a directory"),
     ("resume-nothing-there", ["train", "--resume", "nowhere"], {}, "--resume nowhere: no dgpo run to resume there"),
+    ("resume-foreign-files", ["train", "--resume", "victim"],
+     {"victim/config.yaml": RUN_CONFIG, "victim/thesis.tex": "mine"},
+     "victim holds files dgpo did not write (thesis.tex); refusing to resume a run in it"),
+    ("resume-not-a-run-config", ["train", "--resume", "victim"], {"victim/config.yaml": "seed: 1\n"},
+     "but a config.yaml that is not a dgpo run config"),
     ("resume-with-options", ["train", "--resume", "r", "--steps", "3"], {}, "drop the other options"),
     ("resume-and-overwrite", ["train", "--resume", "r", "--overwrite"], {}, "drop the other options"),
     # option ranges and click's own usage errors
     ("train-steps-0", ["train", "--steps", "0"], {}, "rl.max_steps must be >= 1, got 0 (--steps)"),
     ("train-lr-0", ["train", "--lr", "0"], {}, "rl.learning_rate must be > 0, got 0.0 (--lr)"),
+    ("train-lr-inf", ["train", "--lr", "inf"], {}, "rl.learning_rate must be a finite number > 0, got inf (--lr)"),
+    ("yaml-lr-inf", ["train", "--config", "c.yaml"], {"c.yaml": "rl: {learning_rate: .inf}\n"},
+     "rl.learning_rate must be a finite number > 0, got inf"),
+    ("yaml-max-minutes-minus-inf", ["train", "--config", "c.yaml"], {"c.yaml": "rl: {max_minutes: -.inf}\n"},
+     "rl.max_minutes must be a finite number > 0, got -inf"),
+    ("yaml-temperature-inf", ["train", "--config", "c.yaml"], {"c.yaml": "held_out: {temperature: .inf}\n"},
+     "held_out.temperature must be a finite number >= 0, got inf"),
+    ("yaml-warm-start-lr-nan", ["train", "--config", "c.yaml"], {"c.yaml": "warm_start: {learning_rate: .nan}\n"},
+     "warm_start.learning_rate must be a finite number > 0, got nan"),
     ("train-unknown-objective", ["train", "--objective", "nope"], {}, "unknown objective 'nope'"),
     ("train-task-unknown", ["train", "--task", "sudoku"], {},
      "unknown task.name 'sudoku'; valid tasks: addition, countdown"),
@@ -103,6 +118,8 @@ CASES = [
     ("compare-out-is-a-file", ["compare", "--out", "f.txt", "--seeds", "1"], {"f.txt": "x"},
      "--out f.txt exists and is not a directory"),
     ("compare-minutes-0", ["compare", "--out", "cmp", "--minutes", "0"], {}, "minutes must be > 0, got 0.0"),
+    ("compare-minutes-inf", ["compare", "--out", "cmp", "--minutes", "inf"], {},
+     "minutes must be a finite number > 0, got inf (--minutes)"),
     ("compare-passes-text", ["compare", "--out", "cmp", "--passes", "1,two"], {},
      "--passes must be comma-separated integers >= 1, got '1,two'"),
     ("compare-passes-0", ["compare", "--out", "cmp", "--passes", "0,4"], {}, "--passes must be distinct integers >= 1"),
@@ -127,6 +144,8 @@ CASES = [
     ("eval-temperature-neg", ["eval", "--model", "m", "--out", "ev", "--temperature", "-1"], {}, "(--temperature)"),
     ("eval-top-p-1.5", ["eval", "--model", "m", "--out", "ev", "--top-p", "1.5"], {},
      "top_p must be in (0, 1], got 1.5 (--top-p)"),
+    ("eval-temperature-inf", ["eval", "--model", "m", "--out", "ev", "--temperature", "inf"], {},
+     "temperature must be a finite number >= 0, got inf (--temperature)"),
     ("eval-max-new-tokens-0", ["eval", "--model", "m", "--out", "ev", "--max-new-tokens", "0"], {},
      "(--max-new-tokens)"),
     ("eval-k-not-a-number", ["eval", "--model", "m", "--out", "ev", "--k", "abc"], {}, "Invalid value for '--k'"),
@@ -355,3 +374,27 @@ def test_resume_from_another_directory_after_a_move(workdir, monkeypatch):
     assert steps == [1, 2, 3, 4]
     assert list(elsewhere.iterdir()) == []  # nothing started in the working directory
     assert yaml.safe_load((run / "config.yaml").read_text())["output_dir"] == str(run)  # now names where it is
+
+
+def test_plot_leaves_out_a_curve_without_finite_values_and_says_so(workdir):
+    lines = [{"step": s, "loss": 0.1 * s, "reward": 0.5, "grad_norm": float("nan")} for s in (1, 2, 3)]
+    make_files(workdir, {"r/metrics.jsonl": "".join(json.dumps(line) + "\n" for line in lines)})
+    result = runner.invoke(app, ["plot", "r", "--out", "c.png"])
+    assert result.exit_code == 0, result.output
+    assert "grad_norm is NaN or Inf on all 3 lines; its curve is left out" in result.output
+    assert "Traceback" not in result.output and (workdir / "c.png").stat().st_size > 0
+
+
+def test_a_run_that_diverges_names_the_settings_to_look_at(workdir):
+    # lr 1e30 is finite and > 0, so it passes the range check; Adam's first step then sends the weights to inf.
+    # Some right answers (15% greedy after 60 warm-start steps on the development machine) and 4 generation
+    # batches, so some step has a gradient on any machine; the run stops at the first one.
+    config = {**TINY, "task": {**TINY["task"], "train_size": 70, "test_size": 20},
+              "warm_start": {"steps": 100, "batch_size": 16},
+              "rl": {**TINY["rl"], "max_steps": 8, "learning_rate": 1e30}}  # fmt: skip
+    (workdir / "c.yaml").write_text(yaml.safe_dump(config))
+    result = runner.invoke(app, ["train", "--config", "c.yaml", "--output-dir", "run"])
+    assert result.exit_code == 2, (result.output, result.exception)
+    line = error_line(result.output)
+    assert "training diverged after step" in line and "holds NaN or Inf" in line, line
+    assert "lower rl.learning_rate (now 1e+30) or rl.num_iterations (now 2)" in line, line

@@ -166,3 +166,20 @@ def test_plot_runs_rejects_groups_of_the_wrong_length(tmp_path):
     run = fake_run(tmp_path / "grpo-seed0", "grpo", 0, 0.5)
     with pytest.raises(ValueError, match=r"groups: need one name per run \(1\), got 2"):
         plot_runs([run], tmp_path / "curves.png", groups=["grpo", "cispo"])
+
+
+def test_a_key_without_any_finite_value_gets_no_curve_and_a_warning(tmp_path):
+    run = fake_run(tmp_path / "grpo-seed0", "grpo", 0, 0.5)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    for i, row in enumerate(rows):
+        row["grad_norm"] = float("nan")  # every line: the panel's only run has nothing to draw
+        row["entropy"] = float("inf") if i == 3 else row["entropy"]  # one line: that point is left out
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    warnings: list[str] = []
+    figure = plot_runs([run], tmp_path / "curves.png", warn=warnings.append)
+    assert warnings == [f"{run}: grad_norm is NaN or Inf on all 10 lines; its curve is left out"]
+    panels = dict(zip([key for key, _ in CURVES], figure.axes, strict=False))
+    assert panels["grad_norm"].get_lines() == []
+    (entropy,) = panels["entropy"].get_lines()
+    assert len(entropy.get_xdata()) == 9 and 4 not in list(entropy.get_xdata())
+    assert (tmp_path / "curves.png").stat().st_size > 0

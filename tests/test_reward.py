@@ -120,8 +120,9 @@ def test_a_timeout_scores_zero_is_counted_and_the_worker_is_replaced():
         assert scored.reward == 0.0 and scored.status == "timeout"  # answered by the pool's deadline
         metrics = v.metrics()
         assert metrics["reward/timeout"] == 1.0
-        # A timeout is not a death and is not retried: the same input would hang the next worker too.
-        assert metrics["reward/worker_deaths"] == 0.0 and metrics["reward/retries"] == 0.0
+        # A missed deadline is retried once on a fresh worker (a worker can be late through no fault of the input);
+        # the real hang misses it again and ends as a timeout. A timeout is not a death.
+        assert metrics["reward/worker_deaths"] == 0.0 and metrics["reward/retries"] == 1.0
         assert v.pool.pids != before
         assert v.score([r"\boxed{\sqrt{8}}"], [r"2\sqrt{2}"])[0].reward == 1.0  # the replacement works
     finally:

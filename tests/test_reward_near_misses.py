@@ -171,6 +171,40 @@ NEAR_MISSES = [
     ("composition-vs-product", r"(f \circ g)(x)", "(f g)(x)"),  # a bare \circ is not a degree mark
     ("approx-states-its-first-value", "5.1", r"5 \approx 5.1"),
     ("approx-exact-vs-rounded", "0.67", r"\frac{2}{3} \approx 0.67"),
+    # bases (math-verify drops a base subscript: decided by value in dgpo.rewards.bases), logs, exponentials,
+    # trigonometric values, roots of unity
+    ("base-digits-as-decimal", "101_2", "101"),
+    ("base-other-base", "101_2", "101_3"),
+    ("base-12-3-vs-4", "12_{3}", "12_{4}"),
+    ("base-value-off", "1011_2", "12"),
+    ("base-pred-wrong", "11", "1010_2"),
+    ("base-16-digits-without-base", r"\text{A3}_{16}", "A3"),
+    ("base-16-value-off", r"\text{A3}_{16}", "162"),
+    ("base-8-as-decimal", "17_8", "17"),
+    ("base-word", "101_2", r"\text{five}"),
+    ("log2-9", "3", r"\log_2 9"),
+    ("log2-8-as-2", "2", r"\log_2 8"),
+    ("log-base-swap", r"\log_2 3", r"\log_3 2"),
+    ("ln-vs-log10", r"\ln 10", "1"),
+    ("log-half-sign", "1", r"\log_2 \frac{1}{2}"),
+    ("exp-1", "1", "e^1"),
+    ("exp-ln-off", "5", r"e^{\ln 6}"),
+    ("exp-power-as-sum", "e^{5}", r"(e^2)^3"),
+    ("negative-power-sign", r"-\frac{1}{8}", "2^{-3}"),
+    ("fractional-power-off", "2", r"8^{\frac{2}{3}}"),
+    ("sin-pi-6-vs-cos", r"\frac{\sqrt3}{2}", r"\sin\frac{\pi}{6}"),
+    ("cos-pi-3-sign", r"-\frac{1}{2}", r"\cos\frac{\pi}{3}"),
+    ("tan-pi-4-sign", "-1", r"\tan\frac{\pi}{4}"),
+    ("sin-pi-4-off", r"\frac{\sqrt{3}}{2}", r"\sin\frac{\pi}{4}"),
+    ("cos-pi-sign", "1", r"\cos\pi"),
+    ("tan-pi-3-inverse", r"\frac{\sqrt{3}}{3}", r"\tan\frac{\pi}{3}"),
+    ("i-squared-off", "1", "i^2"),
+    ("i-cubed-sign", "i", "i^3"),
+    ("root-of-unity-conjugate", r"-\frac{1}{2}+\frac{\sqrt{3}}{2}i", r"-\frac12-\frac{\sqrt3}2 i"),
+    ("root-of-unity-real-part", r"-\frac{1}{2}+\frac{\sqrt{3}}{2}i", r"\frac12+\frac{\sqrt3}2 i"),
+    ("euler-sign", "1", r"e^{i\pi}"),
+    ("omega-cubed", "1", r"\omega^3"),
+    ("sin-30-degrees-off", r"\frac{\sqrt3}{2}", r"\sin 30^\circ"),
 ]
 
 EQUIVALENTS = [
@@ -240,6 +274,41 @@ EQUIVALENTS = [
     ("approx-name", "8.24", r"v \approx 8.24"),
     ("approx-chain", r"\$\dfrac23 \approx \$0.67", r"\frac{2}{3}\approx0.67"),
     ("inequality-vs-interval", r"x \le 3", r"(-\infty, 3]"),
+    ("base-same-braced", "101_2", "101_{2}"),
+    ("base-value-written-out", "1011_2", "11"),
+    ("base-value-against-decimal-gold", "11", "1011_2"),
+    ("base-16-letters", r"\text{A3}_{16}", "163"),
+    ("base-16-text-wrapper", "A3_{16}", r"\text{A3}_{16}"),
+    ("base-10-subscript", "42", "42_{10}"),
+    ("base-another-base-same-value", "12_3", "11_4"),
+    ("base-8-value", "17_8", "15"),
+    ("base-parenthesised", "(101)_2", "5"),
+    ("log2-8", "3", r"\log_2 8"),
+    ("log2-8-gold", r"\log_2 8", "3"),
+    ("log3-81", "4", r"\log_3 81"),
+    ("log10-100", "2", r"\log_{10} 100"),
+    ("log-of-a-half", "-1", r"\log_2 \frac{1}{2}"),
+    ("ln-e-squared", "2", r"\ln e^2"),
+    ("log-sum", r"\log_2 6", r"1+\log_2 3"),
+    ("log-change-of-base", r"\frac{\ln 5}{\ln 2}", r"\log_2 5"),
+    ("log-quarter", "-2", r"\log_{2} \frac14"),
+    ("exp-0", "1", "e^0"),
+    ("exp-ln", "5", r"e^{\ln 5}"),
+    ("exp-power-of-power", "e^{6}", r"(e^2)^3"),
+    ("exp-product", "e^{5}", r"e^2 e^3"),
+    ("negative-power", r"\frac{1}{8}", "2^{-3}"),
+    ("fractional-power", "4", r"8^{\frac{2}{3}}"),
+    ("sqrt-e", r"\sqrt{e}", r"e^{1/2}"),
+    ("sin-pi-6", r"\frac12", r"\sin\frac{\pi}{6}"),
+    ("cos-pi-3", r"\frac{1}{2}", r"\cos \frac{\pi}{3}"),
+    ("tan-pi-4", "1", r"\tan\frac{\pi}{4}"),
+    ("sin-pi-4", r"\frac{\sqrt{2}}{2}", r"\sin\frac{\pi}{4}"),
+    ("cos-pi", "-1", r"\cos\pi"),
+    ("sin-pi", "0", r"\sin \pi"),
+    ("tan-pi-3", r"\sqrt{3}", r"\tan\frac{\pi}{3}"),
+    ("pythagorean-identity", "1", r"\sin^2 x + \cos^2 x"),
+    ("cos-2pi-3", r"-\frac{1}{2}", r"\cos\frac{2\pi}{3}"),
+    ("cube-root-of-unity", r"-\frac{1}{2}+\frac{\sqrt{3}}{2}i", r"-\frac12+\frac{\sqrt3}2 i"),
 ]
 
 REJECTED_ON_PURPOSE = [
@@ -256,6 +325,18 @@ REJECTED_ON_PURPOSE = [
     ("reversed-assignment", "2", "2=x"),  # an answer is `name = value`
     ("sum-assignment", "5", "a+b=5"),
     ("interval-vs-inequality", r"(-\infty, 3]", r"x \le 3"),  # math-verify: allow_set_relation_comp=False
+    # math-verify reads a lone i as a variable and leaves exp(iπ) unsimplified: powers of i and Euler's formula are
+    # not evaluated (an answer is expected in simplest form; `3+2i` against `3 + 2i` still matches)
+    ("euler-identity", "-1", r"e^{i\pi}"),
+    ("euler-full-turn", "1", r"e^{2\pi i}"),
+    ("root-of-unity-as-exponential", r"-\frac{1}{2}+\frac{\sqrt{3}}{2}i", r"e^{2\pi i/3}"),
+    ("i-squared", "-1", "i^2"),
+    ("i-to-the-fourth", "1", "i^4"),
+    ("i-cubed", "-i", "i^3"),
+    ("cis-quarter-turn", "i", r"\cos\frac{\pi}{2}+i\sin\frac{\pi}{2}"),
+    ("omega-sum", "0", r"1+\omega+\omega^2"),  # ω has no fixed meaning in an answer
+    ("sin-30-degrees", r"\frac{1}{2}", r"\sin 30^\circ"),  # a degree mark is a unit, on the prediction alone
+    ("cos-60-degrees", r"\frac12", r"\cos 60^{\circ}"),
 ]
 
 ROWS = [(*row, "near_miss") for row in NEAR_MISSES] + [(*row, "equivalent") for row in EQUIVALENTS]

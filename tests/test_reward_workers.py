@@ -165,6 +165,28 @@ def test_a_retried_answer_that_then_times_out_scores_timeout_and_is_not_retried_
         v.close()
 
 
+def test_a_stopped_worker_costs_no_reward_its_answer_is_retried_on_a_fresh_worker(monkeypatch):
+    v = MathVerifier(workers=1, timeout=1.0)
+    try:
+        _score(v, NEEDS_MATH_VERIFY[:1])
+        real_write, stopped = v.pool._write, []
+
+        def write(worker, data: bytes) -> None:
+            if not stopped:  # the first request goes to a worker that is stopped (SIGSTOP), not killed
+                stopped.append(worker.process.pid)
+                os.kill(worker.process.pid, signal.SIGSTOP)
+            return real_write(worker, data)
+
+        monkeypatch.setattr(v.pool, "_write", write)
+        scored = _score(v, NEEDS_MATH_VERIFY[1:2])
+        assert [(s.reward, s.status) for s in scored] == [(1.0, "correct")]  # retried, not scored as a timeout
+        metrics = v.metrics()
+        assert (metrics["reward/retries"], metrics["reward/timeout"], metrics["reward/worker_deaths"]) == (1, 0, 0)
+        assert not _alive(stopped[0]) and stopped[0] not in v.pool.pids  # killed (SIGKILL ends a stopped process)
+    finally:
+        v.close()
+
+
 def test_math_verify_missing_raises_one_error_naming_the_cause_and_leaves_no_process(tmp_path, monkeypatch):
     # A sitecustomize that makes `import math_verify` fail in the workers only (they get PYTHONPATH).
     (tmp_path / "sitecustomize.py").write_text(

@@ -322,6 +322,8 @@ def train(
         ("rl", "advantage"): advantage, ("rl", "aggregation"): aggregation, ("rl", "max_steps"): steps,
         ("rl", "learning_rate"): lr, ("warm_start", "steps"): warm_start_steps, ("task", "name"): task,
     }  # fmt: skip
+    from dgpo import distributed
+
     overrides: dict = {}
     for path, value in flat.items():
         if value is not None:
@@ -348,9 +350,11 @@ def train(
             cfg = load_config(config, overrides)
         run_training(cfg, resume=resume is not None, overwrite=overwrite)
     except USER_ERRORS as err:
+        # Every rank fails a start-up check the same way (dgpo.distributed.on_main), so all of them get here and
+        # leave the process group together before exiting; left to interpreter exit, gloo's teardown could abort
+        # one rank (SIGABRT) and torchrun would report that instead of the CLI's exit code.
+        distributed.close()
         fail(err)
-    from dgpo import distributed
-
     distributed.close()
 
 

@@ -9,6 +9,7 @@ waiting at a collective until the timeout.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from datetime import timedelta
@@ -67,7 +68,8 @@ def close() -> None:
     can abort there ("terminate called without an active exception", SIGABRT) after finishing its work.
     """
     if dist.is_available() and dist.is_initialized():
-        dist.barrier()
+        with contextlib.suppress(RuntimeError):  # a peer already gone (it crashed): destroy our side all the same
+            dist.barrier()
         dist.destroy_process_group()
 
 

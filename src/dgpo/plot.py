@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -240,12 +241,19 @@ def held_out_results(run: Path) -> dict | None:
     return results
 
 
-def plot_runs(runs: Sequence[str | Path], out: str | Path, groups: Sequence[str] | None = None):
+def plot_runs(
+    runs: Sequence[str | Path],
+    out: str | Path,
+    groups: Sequence[str] | None = None,
+    warn: Callable[[str], None] = warn_on_stderr,
+):
     """Training curves of several runs overlaid (one line per run per panel), plus held-out accuracy bars.
 
     Returns the figure. Each run has its own colour, dash and markers (curves that coincide stay visible), legend
     texts are unique (:func:`run_labels`), the legend sits below the panels and every bar carries its value. With
     ``groups`` (one name per run, e.g. its objective) the runs of a group share a colour and differ in dash and marker.
+    Non-finite values (a NaN grad norm) are left out of a curve; a run whose key holds no finite value at all gets no
+    curve in that panel, and ``warn`` says so.
     """
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
@@ -264,7 +272,10 @@ def plot_runs(runs: Sequence[str | Path], out: str | Path, groups: Sequence[str]
     for ax, (key, title) in zip(flat, CURVES, strict=False):
         values_seen = []
         for run, rows in data.items():
-            points = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), int | float)]
+            logged = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), int | float)]
+            points = [(step, value) for step, value in logged if math.isfinite(value)]
+            if logged and not points:
+                warn(f"{run}: {key} is NaN or Inf on all {len(logged)} lines; its curve is left out")
             if points:
                 steps, values = zip(*points, strict=True)
                 ax.plot(steps, values, label=labels[run], lw=1.2, **styles[run])

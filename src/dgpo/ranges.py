@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 
 def check_range(
     name: str, value: float | None, low: float, high: float | None = None, *, open_low: bool = False, flag: str = ""
@@ -13,10 +15,13 @@ def check_range(
     """
     if value is None:
         return
-    if (value > low if open_low else value >= low) and (high is None or value <= high):
+    finite = math.isfinite(value)  # inf passes every lower bound: `--lr inf` would train until the first NaN
+    if finite and (value > low if open_low else value >= low) and (high is None or value <= high):
         return
     if high is not None:
         rule = f"in {'(' if open_low else '['}{low:g}, {high:g}]"
     else:
         rule = f"{'>' if open_low else '>='} {low:g}"
+    if not finite:
+        rule = f"a finite number {rule}"
     raise ValueError(f"{name} must be {rule}, got {value}" + (f" ({flag})" if flag else ""))

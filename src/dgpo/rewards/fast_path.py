@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
+from dgpo.rewards.bases import compare_based
 from dgpo.rewards.policy import brace_arguments, read_answer
 
 _FRACS = re.compile(r"\\[dt]frac(?![a-zA-Z])")
@@ -106,6 +107,9 @@ def fast_equal(gold: str, pred: str) -> bool | None:
     gold_n, pred_n = _normalize_braced(gold_reading.core), _normalize_braced(pred_reading.core)
     if gold_n == pred_n and gold_n:
         return True
+    based = compare_based(gold_n, pred_n, to_number)  # math-verify drops a base subscript: decided here, by value
+    if based is not None:
+        return based
     (gold_name, gold_v), (pred_name, pred_v) = _value(gold_n), _value(pred_n)
     if gold_v is None or pred_v is None or (gold_name and pred_name and gold_name != pred_name):
         return None

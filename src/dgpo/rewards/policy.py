@@ -120,7 +120,9 @@ def _trailing_unit(text: str) -> tuple[str, str | None] | None:
 
 
 # -- LaTeX reading --------------------------------------------------------------------------------------------
-_ARG_COMMANDS = re.compile(r"\\(?:(?P<two>[dtc]?frac|[dt]?binom)|(?P<one>sqrt|overline|bar|dot))(?![a-zA-Z])")
+_ARG_COMMANDS = re.compile(
+    r"\\(?:(?P<two>[dtc]?frac|[dt]?binom)|(?P<one>sqrt|overline|bar|dot))(?![a-zA-Z])|(?<!\\)_"
+)  # a subscript takes one token too: \log_2 8 is \log_{2} 8 (not the digits "2 8")
 _ARG_TOKEN = re.compile(r"\s*(?:(?P<group>\{)|(?P<token>\\[a-zA-Z]+|\\.|[^\s{}]))", re.DOTALL)
 
 
@@ -139,10 +141,12 @@ def _matching_braces(text: str) -> dict[int, int]:
 
 
 def brace_arguments(text: str) -> str:
-    """Brace the one-token arguments of ``\\frac``, ``\\binom``, ``\\sqrt``, ``\\overline`` as TeX reads them.
+    """Brace the one-token arguments of ``\\frac``, ``\\binom``, ``\\sqrt``, ``\\overline`` and of a subscript ``_``
+    as TeX reads them.
 
     TeX takes one token per argument: ``\\frac12`` is ``\\frac{1}{2}``, ``\\frac123`` is ``\\frac{1}{2}3`` and
     ``\\sqrt23`` is ``\\sqrt{2}3`` (3√2, not √23). math-verify's own fix-up reads ``\\sqrt{23}``; this runs first.
+    ``\\log_2 8`` is ``\\log_{2} 8``: braced, its subscript is no longer one of two digits apart (ambiguous ``2 8``).
     """
     if not _ARG_COMMANDS.search(text):
         return text

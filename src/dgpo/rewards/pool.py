@@ -3,15 +3,17 @@
 Why processes and not threads: math-verify's own timeout uses SIGALRM, which works only in the main thread,
 and no signal stops C code that never checks for one (100M rounds of OpenSSL's ``pbkdf2_hmac`` run to their end
 past an alarm; CPython's big-integer ``pow`` does check): only a kill bounds every input. A worker that
-passes its deadline is killed (its whole process group) and replaced; the answer scores ``timeout`` (not retried:
-an input that hung math-verify once would hang it again).
+passes its deadline is killed (its whole process group) and replaced, and the answer is retried once on a fresh
+worker (a worker can be late without any fault of the input: stopped, starved of CPU); a second miss scores
+``timeout`` — an input that hangs math-verify costs two timeouts, then stops.
 
 Healing: a worker that dies on its own (crash, OOM kill, a stray ``kill``) — during start-up, idle between calls or
-with an answer in flight — is replaced, and its answer is retried once on another worker; a second death of the
-same answer scores it ``error``. Deaths and retries are counted in :attr:`VerifierPool.counts`, never raised.
-Only a failure that makes verification impossible raises :class:`WorkerStartError`, naming its cause with the
-worker's stderr tail: the worker's ``{"fatal": …}`` (math-verify not installed), or one worker slot dying (or not
-getting ready) at start-up ``max_start_failures`` times in a row.
+with an answer in flight — is replaced, and its answer is retried once on another worker; a second failure of the
+same answer (death or missed deadline) scores it ``error`` or ``timeout``: at most two tries per answer. Deaths
+and retries are counted in :attr:`VerifierPool.counts`, never raised. Only a failure that makes verification
+impossible raises :class:`WorkerStartError`, naming its cause with the worker's stderr tail: the worker's
+``{"fatal": …}`` (math-verify not installed), or one worker slot dying (or not getting ready) at start-up
+``max_start_failures`` times in a row.
 
 Workers die with their parent: each runs in its own session, sets ``PR_SET_PDEATHSIG`` on Linux, exits on stdin
 EOF, and :meth:`VerifierPool.close` (also registered with ``atexit``) kills every worker's group. The kernel sends
@@ -119,6 +121,28 @@ class _Worker:
     item: int | None = None
     deadline: float = math.inf
     started: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class _Batch:
+    """The state of one ``verify_many`` call, shared by the pool's event handlers."""
+
+    pairs: Sequence[tuple[str, str]]
+    timeout: float  # seconds per answer, enforced by a kill
+    verdicts: list[Verdict | None] = field(init=False)
+    pending: deque[int] = field(init=False)  # answers waiting for a worker, retries first
+    # Failures per answer (its worker died, or missed the deadline): the first is retried, the second scores
+    # "error" or "timeout", whichever it was — at most two tries per answer.
+    failures: Counter[int] = field(default_factory=Counter)
+    selector: selectors.BaseSelector = field(default_factory=selectors.DefaultSelector)
+
+    def __post_init__(self) -> None:
+        self.verdicts = [None] * len(self.pairs)
+        self.pending = deque(range(len(self.pairs)))
+
+    @property
+    def inner_timeout(self) -> int:
+        return max(1, int(self.timeout))  # math-verify's own SIGALRM takes whole seconds
 
 
 class VerifierPool:
@@ -279,12 +303,8 @@ class VerifierPool:
             )
 
     def _run(self, pairs: Sequence[tuple[str, str]], timeout: float, wait_ready: bool = False) -> list[Verdict]:
-        verdicts: list[Verdict | None] = [None] * len(pairs)
-        pending = deque(range(len(pairs)))
-        deaths: Counter[int] = Counter()  # worker deaths per answer: one retry, then "error"
-        inner_timeout = max(1, int(timeout))  # math-verify's SIGALRM takes whole seconds
-        selector = selectors.DefaultSelector()
-        state = (pairs, verdicts, pending, deaths, selector, timeout, inner_timeout)
+        state = _Batch(pairs, timeout)
+        selector, pending = state.selector, state.pending
         try:
             for worker in self._workers:
                 selector.register(worker.process.stdout, selectors.EVENT_READ, worker)
@@ -304,18 +324,17 @@ class VerifierPool:
                 self._enforce_deadlines(state)
         finally:
             selector.close()
-        return [v if v is not None else "error" for v in verdicts]
+        return [v if v is not None else "error" for v in state.verdicts]
 
-    def _send(self, worker: _Worker, index: int, state) -> None:
-        pairs, _, pending, _, _, timeout, inner_timeout = state
+    def _send(self, worker: _Worker, index: int, state: _Batch) -> None:
         if worker.process.poll() is not None:  # died while idle: replace it; the answer waits for the next worker
-            pending.appendleft(index)
+            state.pending.appendleft(index)
             self._died(worker, state)
             return
         worker.item = index
-        worker.deadline = time.monotonic() + timeout
-        gold, pred = pairs[index]
-        request = json.dumps({"id": index, "gold": gold, "pred": pred, "timeout": inner_timeout}) + "\n"
+        worker.deadline = time.monotonic() + state.timeout
+        gold, pred = state.pairs[index]
+        request = json.dumps({"id": index, "gold": gold, "pred": pred, "timeout": state.inner_timeout}) + "\n"
         try:
             self._write(worker, request.encode())
         except OSError:  # BrokenPipeError: it died since the poll
@@ -326,23 +345,26 @@ class VerifierPool:
         worker.process.stdin.write(data)
         worker.process.stdin.flush()
 
-    def _died(self, worker: _Worker, state) -> None:
+    def _died(self, worker: _Worker, state: _Batch) -> None:
         """A worker died on its own: replace it; its answer (if any) is retried once, then scored "error"."""
-        _, verdicts, pending, deaths, selector, _, _ = state
         with contextlib.suppress(KeyError, ValueError):
-            selector.unregister(worker.process.stdout)
+            state.selector.unregister(worker.process.stdout)
         if worker.item is not None:
-            deaths[worker.item] += 1
-            if deaths[worker.item] == 1:
-                pending.appendleft(worker.item)
-                self._count("retries")
-            else:
-                verdicts[worker.item] = "error"
+            self._retry_or(worker.item, "error", state)
         replacement = self._replace(self._workers.index(worker), worker)
-        selector.register(replacement.process.stdout, selectors.EVENT_READ, replacement)
+        state.selector.register(replacement.process.stdout, selectors.EVENT_READ, replacement)
 
-    def _receive(self, worker: _Worker, state) -> None:
-        verdicts = state[1]
+    def _retry_or(self, item: int, verdict: Verdict, state: _Batch) -> None:
+        """The first failure of ``item`` sends it back to the queue; the second scores ``verdict``."""
+        state.failures[item] += 1
+        if state.failures[item] == 1:
+            state.pending.appendleft(item)
+            self._count("retries")
+        else:
+            state.verdicts[item] = verdict
+
+    def _receive(self, worker: _Worker, state: _Batch) -> None:
+        verdicts = state.verdicts
         try:
             chunk = os.read(worker.process.stdout.fileno(), 1 << 16)
         except BlockingIOError:
@@ -375,8 +397,8 @@ class VerifierPool:
                 worker.item = None
                 worker.deadline = math.inf
 
-    def _enforce_deadlines(self, state) -> None:
-        verdicts, selector = state[1], state[4]
+    def _enforce_deadlines(self, state: _Batch) -> None:
+        selector = state.selector
         now = time.monotonic()
         for i, worker in enumerate(self._workers):
             if not worker.ready and now - worker.started > self.start_timeout:
@@ -386,7 +408,9 @@ class VerifierPool:
                 self._count("worker_deaths")
                 replacement = self._spawn(worker.failures + 1)
             elif worker.item is not None and now >= worker.deadline:
-                verdicts[worker.item] = "timeout"  # not retried: the same input would hang the next worker too
+                # Killed and replaced; the answer is retried once on a fresh worker, since a worker can miss its
+                # deadline without any fault of the input (stopped, starved of CPU). A second miss is a hang.
+                self._retry_or(worker.item, "timeout", state)
                 selector.unregister(worker.process.stdout)
                 self._kill(worker)
                 replacement = self._spawn()

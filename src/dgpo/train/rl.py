@@ -102,7 +102,12 @@ def train_rl(
             console.print(f"{checkpoint} is step {cfg.rl.max_steps} of {cfg.rl.max_steps}: nothing left to train")
             trainer._load_from_checkpoint(checkpoint)
         else:
-            trainer.train(resume_from_checkpoint=checkpoint)
+            try:
+                trainer.train(resume_from_checkpoint=checkpoint)
+            except ValueError as err:
+                if "NaN or Inf" not in str(err):  # the objective's input check: the policy diverged
+                    raise
+                raise ValueError(diverged(cfg, trainer.state.global_step, str(err))) from err
     finally:
         reward.close()
     replicas = check_replicas(trainer, console)
@@ -110,6 +115,16 @@ def train_rl(
     trainer.save_model(str(final))  # on every rank: a sharded model (ZeRO-3, FSDP) is gathered for rank 0 to write
     distributed.on_main(save_tokenizer_and_marker, trainer, model_path, final)
     return final, replicas
+
+
+def diverged(cfg: RunConfig, step: int, problem: str) -> str:
+    """The one-line error of a run whose log-probs or rewards went NaN/Inf: what happened, and the settings to
+    look at (a step too large for the model is by far the usual cause)."""
+    rl = cfg.rl
+    return (
+        f"training diverged after step {step}: {problem}; lower rl.learning_rate (now {rl.learning_rate:g}) or "
+        f"rl.num_iterations (now {rl.num_iterations}), and resume from the last checkpoint or start anew"
+    )
 
 
 def save_tokenizer_and_marker(trainer, model_path: str, final: Path) -> None:

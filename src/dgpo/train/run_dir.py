@@ -94,6 +94,21 @@ def foreign_entries(run: Path) -> list[str]:
     return [_label(entry) for entry in _entries(run) if not ours(entry)]
 
 
+def check_ours(run: Path, action: str) -> None:
+    """Raise a one-line ``ValueError`` unless the non-empty directory ``run`` holds only a dgpo run: the one check
+    behind ``--overwrite`` (``action`` "delete"), a fresh start ("start a run in") and ``--resume``."""
+    foreign = foreign_entries(run)
+    if foreign:
+        raise ValueError(f"{run} holds files dgpo did not write ({listing(foreign)}); refusing to {action} it")
+    problem = config_problem(run / "config.yaml")
+    if problem is not None:
+        held = listing([_label(p) for p in _entries(run)])
+        raise ValueError(
+            f"{run} holds dgpo files ({held}) but {problem}, so it is not a run dgpo can resume or delete; "
+            "remove it yourself or choose another --output-dir"
+        )
+
+
 def prepare_run_dir(
     cfg: RunConfig, out: Path, resume: bool, overwrite: bool, console: Console | None = None
 ) -> DirClaim | None:
@@ -108,22 +123,13 @@ def prepare_run_dir(
     if resume:
         if not out.is_dir():
             raise FileNotFoundError(f"run directory not found: {out}")
+        check_ours(out, "resume a run in")  # --resume takes no folder that --overwrite would refuse
         config = out / "config.yaml"
         if not config.is_file() or config.read_text(encoding="utf-8") != config_text(cfg):
             save_config(cfg, config)
         return None
     if out.is_dir() and any(out.iterdir()):
-        foreign = foreign_entries(out)
-        problem = config_problem(out / "config.yaml")
-        if foreign:
-            action = "delete" if overwrite else "start a run in"
-            raise ValueError(f"{out} holds files dgpo did not write ({listing(foreign)}); refusing to {action} it")
-        if problem is not None:
-            held = listing([_label(p) for p in _entries(out)])
-            raise ValueError(
-                f"{out} holds dgpo files ({held}) but {problem}, so it is not a run dgpo can resume or delete; "
-                "remove it yourself or choose another --output-dir"
-            )
+        check_ours(out, "delete" if overwrite else "start a run in")
         if not overwrite:
             raise ValueError(f"{out} already holds a run; use --resume {out}, --overwrite, or another --output-dir")
         deleted = [_label(p) for p in _entries(out)]
