@@ -101,8 +101,11 @@ def test_gradient_and_metrics_do_not_depend_on_the_split(runs, aggregation, empt
 def test_maxima_are_true_maxima_over_micro_batches_and_processes(runs):
     results, _ = runs
     for key in MAX_KEYS:
-        values = {results[("token-mean", True, p, a)]["logged"][key] for p, a in [(1, 1), *SPLITS]}
-        assert len(values) == 1, (key, values)
+        values = [results[("token-mean", True, p, a)]["logged"][key] for p, a in [(1, 1), *SPLITS]]
+        # The same token's value whatever the split, up to float32 rounding: the log-probs come from forwards over
+        # 8, 4 or 2 rows, and a CPU's BLAS may round rows differently by batch size. A maximum over one micro-batch
+        # or one process only would miss the global one by far more.
+        assert max(values) - min(values) <= 1e-6 * max(abs(v) for v in values), (key, values)
 
 
 def test_negative_control_per_micro_batch_counts_break_invariance(runs):

@@ -91,12 +91,13 @@ def test_learning_curve(curve_run):
 
     # Every even step re-scores the batch of the step before it after one update, so the policy loss must drop
     # there: Adam's first update is a sign step down the gradient, a first-order decrease of lr · Σ|g| whatever
-    # the samples. Measured with torch 2.13.0: 0.00550 → -0.00043 (a drop of 0.0059), then drops of 0.0014 and
-    # 0.0009 (momentum from the earlier batches mixes in). A sign-flipped gradient raises it; a zeroed one leaves it.
+    # the samples, and Σ|g| ≥ ‖g‖₂ (the logged grad_norm). That bound holds on any machine; the size of the drop
+    # does not (0.0059 on one CPU, its batch comes from a warm start that rounds differently elsewhere), and the
+    # later drops mix in momentum from earlier batches, so only the first is asserted. A sign-flipped gradient
+    # raises the loss; a zeroed one leaves it.
     loss = {m["step"]: m["loss/policy"] for m in metrics}
-    drops = [loss[step] - loss[step + 1] for step in (1, 3, 5)]
-    assert drops[0] >= 0.002, drops
-    assert sum(drops) / len(drops) >= 0.001, drops
+    first = next(m for m in metrics if m["step"] == 1)
+    assert loss[1] - loss[2] > first["learning_rate"] * first["grad_norm"] > 0, (loss, first["grad_norm"])
     assert all(m["ratio/max"] > 1.0 for m in metrics if m["step"] % 2 == 0)  # the policy moved between the two
 
     # Six small updates must not break what the warm start learnt. The warm start itself depends on the CPU's float

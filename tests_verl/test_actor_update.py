@@ -26,7 +26,11 @@ from verl.trainer.ppo import core_algos
 from dgpo.losses import get_loss
 
 SCRIPT = Path(__file__).with_name("actor_update_script.py")
-TOLERANCE = 2e-6  # norm-relative, gradient and SGD update
+#: Norm-relative error of the gradient and the SGD update against the float64 reference. float32 rounding in verl's
+#: forward and backward gave 4e-7 and 6e-7 on the development machine; other CPUs take other GEMM kernels (AVX2 vs
+#: AVX-512) with other rounding, so the bound sits 15–25× above that, and still 10⁵× below the negative control's
+#: misses (order 1), which must exceed 1000 × TOLERANCE.
+TOLERANCE = 1e-5
 LAUNCH_TIMEOUT_S = 240
 BATCH, N, PROMPT, RESPONSE, VOCAB = 16, 4, 6, 10, 128
 LR = 1.0
