@@ -120,8 +120,9 @@ def test_task_preset_sits_under_yaml_and_flags(tmp_path):
     cfg = load_config(None, {"task": {"name": "countdown"}})
     preset = TASK_PRESETS["countdown"]
     assert cfg.rl.max_completion_length == preset["rl"]["max_completion_length"]
-    assert cfg.warm_start.steps == preset["warm_start"]["steps"]
+    assert cfg.warm_start.steps == preset["warm_start"]["steps"] and cfg.rl.max_steps == preset["rl"]["max_steps"]
     assert load_config(None, {}).rl.max_completion_length == 48  # addition keeps its own
+    assert load_config(None, {}).rl.max_steps == 60
     given = tmp_path / "c.yaml"
     given.write_text(yaml.safe_dump({"task": {"name": "countdown"}, "rl": {"max_completion_length": 99}}))
     assert load_config(given).rl.max_completion_length == 99
