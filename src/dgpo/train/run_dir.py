@@ -94,13 +94,14 @@ def foreign_entries(run: Path) -> list[str]:
     return [_label(entry) for entry in _entries(run) if not ours(entry)]
 
 
-def check_ours(run: Path, action: str) -> None:
+def check_ours(run: Path, action: str, config: bool = True) -> None:
     """Raise a one-line ``ValueError`` unless the non-empty directory ``run`` holds only a dgpo run: the one check
-    behind ``--overwrite`` (``action`` "delete"), a fresh start ("start a run in") and ``--resume``."""
+    behind ``--overwrite`` (``action`` "delete"), a fresh start ("start a run in") and ``--resume``. ``config``:
+    whether its config.yaml must be a dgpo run config too."""
     foreign = foreign_entries(run)
     if foreign:
         raise ValueError(f"{run} holds files dgpo did not write ({listing(foreign)}); refusing to {action} it")
-    problem = config_problem(run / "config.yaml")
+    problem = config_problem(run / "config.yaml") if config else None
     if problem is not None:
         held = listing([_label(p) for p in _entries(run)])
         raise ValueError(
@@ -123,7 +124,9 @@ def prepare_run_dir(
     if resume:
         if not out.is_dir():
             raise FileNotFoundError(f"run directory not found: {out}")
-        check_ours(out, "resume a run in")  # --resume takes no folder that --overwrite would refuse
+        # --resume takes no folder that --overwrite would refuse. A folder without config.yaml yet is one
+        # `dgpo compare` prepared (its shared warm start copied in); the CLI's --resume requires the file itself.
+        check_ours(out, "resume a run in", config=(out / "config.yaml").exists())
         config = out / "config.yaml"
         if not config.is_file() or config.read_text(encoding="utf-8") != config_text(cfg):
             save_config(cfg, config)
