@@ -1,6 +1,6 @@
 """The GPU check: what a CPU cannot show, in one command that fits a few minutes of a lent GPU.
 
-    python benchmarks/gpu_check.py --out gpu_check            # one CUDA GPU: about 3–6 min on an H200
+    python benchmarks/gpu_check.py --out gpu_check            # one CUDA GPU (sized for <= 8 min on an H200)
     python benchmarks/gpu_check.py --dry-run --out /tmp/gc    # every part on CPU at tiny shapes (CI runs this)
 
 Writes ``OUT/gpu_check.json`` (after every part, so a run cut short keeps what it measured) and
