@@ -210,15 +210,20 @@ class VLLMBackend:
         return [Generation(o.outputs[0].text, len(o.outputs[0].token_ids)) for o in outputs]
 
 
+def generate_rows(backend: Backend, problems: list[dict], template: str, settings, seeds: list[int]):
+    """One completion per problem row (its ``problem`` in ``template``), aligned with ``problems``."""
+    from dgpo.data.prompts import build_prompt
+
+    prompts = [build_prompt(backend.tokenizer, row["problem"], template) for row in problems]
+    return backend.generate(prompts, settings, seeds)
+
+
 def sample_and_score(backend: Backend, verifier, problems: list[dict], template: str, settings, seeds: list[int]):
     """Generate one completion per problem row (``problem``, ``answer``) and score it with ``verifier``.
 
     Returns (generations, scored answers), aligned with ``problems``.
     """
-    from dgpo.data.prompts import build_prompt
-
-    prompts = [build_prompt(backend.tokenizer, row["problem"], template) for row in problems]
-    generations = backend.generate(prompts, settings, seeds)
+    generations = generate_rows(backend, problems, template, settings, seeds)
     return generations, verifier.score([g.text for g in generations], [row["answer"] for row in problems])
 
 

@@ -7,8 +7,8 @@ import math
 import statistics
 from collections import defaultdict
 
-from dgpo.data.prompts import R1_TEMPLATE, build_prompt
-from dgpo.eval.backends import HFBackend, SamplingSettings
+from dgpo.data.prompts import R1_TEMPLATE
+from dgpo.eval.backends import HFBackend, SamplingSettings, generate_rows
 from dgpo.eval.passk import summarize_benchmark
 
 
@@ -37,8 +37,7 @@ def evaluate_rows(
     lengths: list[int] = []
     for start in range(0, len(units), batch_size):
         batch = [row for row, _ in units[start : start + batch_size]]
-        prompts = [build_prompt(backend.tokenizer, row["problem"], template) for row in batch]
-        generations = backend.generate(prompts, settings, [seed + start + i for i in range(len(batch))])
+        generations = generate_rows(backend, batch, template, settings, [seed + start + i for i in range(len(batch))])
         rewards = reward.score_rows([g.text for g in generations], batch)
         lengths += [g.tokens for g in generations]
         for row, value in zip(batch, rewards, strict=True):

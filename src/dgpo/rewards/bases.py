@@ -22,16 +22,14 @@ _DIGITS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 def based_value(text: str) -> int | None:
     """The value of ``digits_base`` (the whole, normalised answer), or None when it is not such a number: no
-    subscript, a base outside 2..36, a digit not below the base, or letter digits only in a base up to 10 (``a_2``
-    is a name)."""
+    subscript, a base outside 2..36, or a digit not below the base (so letters need a base above 10; a lowercase
+    ``a_2`` is a name and never matches)."""
     match = _BASED.match(text)
     if not match:
         return None
     base = int(match["braced"] or match["bare"])
     digits = match["digits"]
     if not 2 <= base <= 36 or any(_DIGITS.index(d) >= base for d in digits):
-        return None
-    if base <= 10 and not digits.isdigit():
         return None
     return int(digits, base)
 
