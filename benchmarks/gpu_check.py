@@ -9,8 +9,9 @@ Writes ``OUT/gpu_check.json`` (after every part, so a run cut short keeps what i
 1. **objectives** — every objective on the device in float32 and bfloat16 against the float64 reference formula
    (:data:`dgpo.losses.reference.REFERENCES`) on the same (rounded) inputs: the largest error of the per-token loss
    and of its gradient, relative to the largest reference value.
-2. **syncs** — device-to-host synchronisations inside one objective forward + backward, counted with
-   ``torch.cuda.set_sync_debug_mode("warn")``; the goal is 0 (metrics stay tensors until a trainer logs).
+2. **syncs** — device-to-host synchronisations inside one objective forward + backward and its metrics, counted
+   with ``torch.cuda.set_sync_debug_mode("warn")``; expected 1, the input checks' one (a ``bool`` that decides
+   whether to name a bad field); the metrics add none (they stay tensors until a trainer logs).
 3. **logprobs** — log π + entropy, forward and backward, at V = 151,936 and hidden 896, T = 4,096 and 16,384 tokens:
    full float32 logits, TRL's chunked kernel with its Triton tile folding (the default on CUDA), and the same kernel
    with torch folding in 512-token tiles (dgpo's CPU setting): seconds and peak memory above the inputs.
@@ -112,8 +113,9 @@ def check_syncs(device: torch.device, shape: dict) -> list[dict]:
             warnings.simplefilter("always")
             torch.cuda.set_sync_debug_mode("warn")
             try:
-                loss, _ = objective(logp, old, adv, mask)
+                loss, terms = objective(logp, old, adv, mask)
                 loss.sum().backward()
+                terms.metrics()
             finally:
                 torch.cuda.set_sync_debug_mode("default")
         syncs = [str(w.message) for w in caught if "synchroniz" in str(w.message)]
@@ -133,7 +135,7 @@ def torch_folding(tile: int):
     """TRL's chunked kernel with its torch tile folding and ``tile`` tokens per tile (Triton off)."""
     import trl.kernels.chunked_logprob as kernel
 
-    from dgpo.train.logprob_tiles import token_tile
+    from dgpo.integrations.trl_logprob_tiles import token_tile
 
     previous = kernel._TRITON_AVAILABLE
     kernel._TRITON_AVAILABLE = False

@@ -5,9 +5,9 @@ always runs ``trl.kernels.ChunkedLogProbFunction`` (logits computed tile by tile
 recomputed in backward; tests/test_logprobs.py checks that path and its gradients against the plain one). Here
 the paths run forward + backward of ``Σ a·log π + Σ b·entropy`` at Qwen2.5-1.5B/0.5B-like sizes (V = 151,936,
 hidden 896): the plain path, TRL's kernel with its 4096-token tile, and with dgpo's 512-token CPU tile
-(:mod:`dgpo.train.logprob_tiles`). Each measurement runs in a fresh process: peak memory is the growth of the
-peak resident set over the resident set after the inputs were built, so every path pays for the weight and its
-gradient alike.
+(:mod:`dgpo.integrations.trl_logprob_tiles`). Each measurement runs in a fresh process: peak memory is the growth
+of the peak resident set over the resident set after the inputs were built, so every path pays for the weight and
+its gradient alike.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def worker(path: str, tokens: int) -> dict:
     weight = (0.02 * torch.randn(VOCAB, HIDDEN)).requires_grad_(True)
     targets = torch.randint(0, VOCAB, (tokens,))
     a, b = torch.randn(tokens), torch.randn(tokens)
-    from dgpo.train.logprob_tiles import token_tile
+    from dgpo.integrations.trl_logprob_tiles import token_tile
 
     function, tile = PATHS[path]
     fn = {"plain": plain, "chunked": chunked}[function]

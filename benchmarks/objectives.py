@@ -2,9 +2,13 @@
 baselines measured in the same run:
 
 * ``trl_grpo``: TRL 1.16's GRPO per-token formula (exp, clamp, min; token-mean; no metrics);
-* ``dgpo_ref``: the DGPO reference surrogate (per-region ``exp`` of mixed detached log-probs, as the official code).
+* ``dgpo_ref``: the DGPO official surrogate as :mod:`dgpo.losses.reference` writes it (per-region ``exp`` of mixed
+  detached log-probs, as the official code), without the padding handling of ``REFERENCES`` (the official code has
+  none).
 
-Every dgpo objective is timed *with* its metrics and input checks, aggregated with token-mean. Timing rounds
+Every dgpo objective is timed with its input checks, aggregated with token-mean, twice: the call alone (``dgpo``;
+the bar, since the metrics are computed on request) and with its metric dict computed (``dgpo+metrics``, what a
+trainer pays on a micro-batch it logs). Timing rounds
 alternate between all steps (the median over rounds is reported), so drift on the machine hits every step alike.
 Memory is counted two ways: the bytes autograd saves for backward (``saved_tensors_hooks``) and the peak of live
 tensor bytes created during forward + backward (a dispatch mode that sees every aten op's outputs and notices
@@ -16,6 +20,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 
 import torch
 from torch import Tensor
@@ -24,7 +29,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from dgpo.aggregation import aggregate
-from dgpo.losses import LOSSES, get_loss
+from dgpo.losses import LOSSES, DGPOLossConfig, get_loss, reference
 
 
 def trl_grpo(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, eps: float = 0.2) -> Tensor:
@@ -34,22 +39,22 @@ def trl_grpo(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, eps: flo
     return (per_token * mask).sum() / mask.sum().clamp(min=1.0)
 
 
-def dgpo_ref(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, n=1.0, m=2.0, el=0.2, eh=0.2) -> Tensor:
-    a = adv.unsqueeze(1)
-    ratio = torch.exp(logp - old_logp)
-    ln = (a < 0) & (ratio.detach() < 1 - el)
-    hp = (a > 0) & (ratio.detach() > 1 + eh)
-    ln_s = torch.exp(logp + n * logp.detach() - (n + 1) * old_logp) / (1 - el) ** n
-    hp_s = (1 + eh) ** (1 / m) * torch.exp(logp - logp.detach() / m - (1 - 1 / m) * old_logp)
-    per_token = -a * torch.where(ln, ln_s, torch.where(hp, hp_s, ratio))
+def dgpo_ref(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor) -> Tensor:
+    """The official DGPO surrogate, :func:`dgpo.losses.reference.dgpo` (the readable reference), at the defaults."""
+    params = asdict(DGPOLossConfig())
+    per_token = reference.dgpo(logp, old_logp, adv.unsqueeze(1), **params)
     return (per_token * mask).sum() / mask.sum().clamp(min=1.0)
 
 
-def objective_step(name: str) -> Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]:
+def objective_step(name: str, with_metrics: bool = False) -> Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]:
+    """One objective call, token-mean and (returned for ``backward``); ``with_metrics`` also computes its metric dict,
+    as a trainer does on every micro-batch it logs (the metrics are computed on request since issue 23)."""
     fn = get_loss(name)
 
     def step(logp, old_logp, adv, mask):
-        per_token, _metrics = fn(logp, old_logp, adv, mask)
+        per_token, terms = fn(logp, old_logp, adv, mask)
+        if with_metrics:
+            terms.metrics()
         return aggregate(per_token, mask, "token-mean")
 
     return step
@@ -121,7 +126,12 @@ def time_steps(steps: dict, logp, old, adv, mask, repeats: int) -> dict[str, flo
 
 def run(batch: int, tokens: int, dtype: torch.dtype, repeats: int) -> list[dict]:
     data = make_batch(batch, tokens, dtype)
-    steps = {"trl_grpo": trl_grpo, "dgpo_ref": dgpo_ref, **{name: objective_step(name) for name in LOSSES}}
+    steps = {
+        "trl_grpo": trl_grpo,
+        "dgpo_ref": dgpo_ref,
+        **{name: objective_step(name) for name in LOSSES},
+        **{f"{name}+metrics": objective_step(name, with_metrics=True) for name in LOSSES},
+    }
     seconds = time_steps(steps, *data, repeats)
     rows = [
         {

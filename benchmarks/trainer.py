@@ -201,7 +201,7 @@ def time_loss_path(model_dir: Path, out_dir: Path, rounds: int = 20, completion_
     differs, measured without generation's noise."""
     from contextlib import nullcontext
 
-    from dgpo.train.logprob_tiles import token_tile
+    from dgpo.integrations.trl_logprob_tiles import token_tile
 
     trainers = {
         kind: build_trainer(kind, model_dir, out_dir, steps=1, completion_tokens=completion_tokens)

@@ -90,74 +90,86 @@ CASES = [
     ("resume-with-options", ["train", "--resume", "r", "--steps", "3"], {}, "drop the other options"),
     ("resume-and-overwrite", ["train", "--resume", "r", "--overwrite"], {}, "drop the other options"),
     # option ranges and click's own usage errors
-    ("train-steps-0", ["train", "--steps", "0"], {}, "rl.max_steps must be >= 1, got 0 (--steps)"),
-    ("train-lr-0", ["train", "--lr", "0"], {}, "rl.learning_rate must be > 0, got 0.0 (--lr)"),
-    ("train-lr-inf", ["train", "--lr", "inf"], {}, "rl.learning_rate must be a finite number > 0, got inf (--lr)"),
+    ("train-steps-0", ["train", "--steps", "0"], {}, "Invalid value for '--steps': rl.max_steps must be >= 1, got 0"),
+    ("train-lr-0", ["train", "--lr", "0"], {}, "Invalid value for '--lr': rl.learning_rate must be > 0, got 0.0"),
+    ("train-lr-inf", ["train", "--lr", "inf"], {},
+     "Invalid value for '--lr': rl.learning_rate must be a finite number > 0, got inf"),
     ("yaml-lr-inf", ["train", "--config", "c.yaml"], {"c.yaml": "rl: {learning_rate: .inf}\n"},
-     "rl.learning_rate must be a finite number > 0, got inf"),
+     "c.yaml: rl.learning_rate must be a finite number > 0, got inf"),
     ("yaml-max-minutes-minus-inf", ["train", "--config", "c.yaml"], {"c.yaml": "rl: {max_minutes: -.inf}\n"},
-     "rl.max_minutes must be a finite number > 0, got -inf"),
+     "c.yaml: rl.max_minutes must be a finite number > 0, got -inf"),
     ("yaml-temperature-inf", ["train", "--config", "c.yaml"], {"c.yaml": "held_out: {temperature: .inf}\n"},
-     "held_out.temperature must be a finite number >= 0, got inf"),
+     "c.yaml: held_out.temperature must be a finite number >= 0, got inf"),
     ("yaml-warm-start-lr-nan", ["train", "--config", "c.yaml"], {"c.yaml": "warm_start: {learning_rate: .nan}\n"},
-     "warm_start.learning_rate must be a finite number > 0, got nan"),
-    ("train-unknown-objective", ["train", "--objective", "nope"], {}, "unknown objective 'nope'"),
+     "c.yaml: warm_start.learning_rate must be a finite number > 0, got nan"),
+    ("train-unknown-objective", ["train", "--objective", "nope"], {},
+     "Invalid value for '--objective': unknown objective 'nope'"),
     ("train-task-unknown", ["train", "--task", "sudoku"], {},
-     "unknown task.name 'sudoku'; valid tasks: addition, countdown"),
+     "Invalid value for '--task': unknown task.name 'sudoku'; valid tasks: addition, countdown"),
     ("yaml-countdown-numbers", ["train", "--config", "c.yaml"], {"c.yaml": "task: {name: countdown, numbers: 9}\n"},
      "task.numbers must be in 2..4, got 9"),
     ("yaml-countdown-targets", ["train", "--config", "c.yaml"],
      {"c.yaml": "task: {name: countdown, min_target: 90, max_target: 10}\n"},
      "need 1 <= task.min_target <= task.max_target, got 90..10"),
     ("compare-task-unknown", ["compare", "--out", "cmp", "--task", "sudoku"], {},
-     "unknown task 'sudoku'; valid tasks: addition, countdown"),
+     "Invalid value for '--task': unknown task.name 'sudoku'; valid tasks: addition, countdown"),
     ("compare-countdown-bad-size", ["compare", "--out", "cmp", "--task", "countdown", "--config", "c.yaml"],
      {"c.yaml": "task: {max_number: 0}\n"}, "task.max_number must be in 1..1000, got 0"),
-    ("compare-seeds-0", ["compare", "--out", "cmp", "--seeds", "0"], {}, "seeds must be >= 1, got 0 (--seeds)"),
-    ("compare-steps-0", ["compare", "--out", "cmp", "--steps", "0"], {}, "steps must be >= 1, got 0 (--steps)"),
+    ("compare-seeds-0", ["compare", "--out", "cmp", "--seeds", "0"], {},
+     "Invalid value for '--seeds': seeds must be >= 1, got 0"),
+    ("compare-steps-0", ["compare", "--out", "cmp", "--steps", "0"], {},
+     "Invalid value for '--steps': steps must be >= 1, got 0"),
     ("compare-out-is-a-file", ["compare", "--out", "f.txt", "--seeds", "1"], {"f.txt": "x"},
      "--out f.txt exists and is not a directory"),
-    ("compare-minutes-0", ["compare", "--out", "cmp", "--minutes", "0"], {}, "minutes must be > 0, got 0.0"),
+    ("compare-minutes-0", ["compare", "--out", "cmp", "--minutes", "0"], {},
+     "Invalid value for '--minutes': minutes must be > 0, got 0.0"),
     ("compare-minutes-inf", ["compare", "--out", "cmp", "--minutes", "inf"], {},
-     "minutes must be a finite number > 0, got inf (--minutes)"),
+     "Invalid value for '--minutes': minutes must be a finite number > 0, got inf"),
     ("compare-passes-text", ["compare", "--out", "cmp", "--passes", "1,two"], {},
-     "--passes must be comma-separated integers >= 1, got '1,two'"),
-    ("compare-passes-0", ["compare", "--out", "cmp", "--passes", "0,4"], {}, "--passes must be distinct integers >= 1"),
+     "Invalid value for '--passes': passes must be comma-separated integers >= 1, got '1,two'"),
+    ("compare-passes-0", ["compare", "--out", "cmp", "--passes", "0,4"], {},
+     "Invalid value for '--passes': passes must be distinct integers >= 1, got 0,4"),
     ("compare-passes-repeated", ["compare", "--out", "cmp", "--passes", "4,4"], {},
-     "--passes must be distinct integers >= 1, got 4,4"),
+     "Invalid value for '--passes': passes must be distinct integers >= 1, got 4,4"),
     ("compare-baseline-absent", ["compare", "--out", "cmp", "--objectives", "cispo,dgpo", "--baseline", "grpo"], {},
      "baseline grpo is not among the compared objectives (cispo, dgpo)"),
-    ("compare-baseline-unknown", ["compare", "--out", "cmp", "--baseline", "nope"], {}, "unknown objective(s) nope"),
+    ("compare-baseline-unknown", ["compare", "--out", "cmp", "--baseline", "nope"], {},
+     "Invalid value for '--baseline': unknown objective 'nope'; valid objectives: pg, grpo"),
     ("compare-arm-parameter", ["compare", "--out", "cmp", "--objectives", "grpo,dgpo(k=2)"], {},
-     "unknown parameter(s) k for objective 'dgpo'"),
+     "Invalid value for '--objectives': unknown parameter(s) k for objective 'dgpo'"),
     ("compare-arm-range", ["compare", "--out", "cmp", "--objectives", "grpo,dgpo(n=0)"], {},
-     "DGPOLossConfig.n must be > 0, got 0.0"),
+     "Invalid value for '--objectives': DGPOLossConfig.n must be > 0, got 0.0"),
     ("compare-arm-unclosed", ["compare", "--out", "cmp", "--objectives", "grpo,dgpo(n=2"], {},
-     "cannot read objective 'dgpo(n=2'"),
+     "Invalid value for '--objectives': cannot read objective 'dgpo(n=2'"),
     ("compare-arm-twice", ["compare", "--out", "cmp", "--objectives", "grpo,dgpo,dgpo(n=1)"], {},
-     "objective(s) listed twice: dgpo"),
+     "Invalid value for '--objectives': objective(s) listed twice: dgpo"),
     ("compare-model-missing", ["compare", "--out", "cmp", "--model", "no/such-model-dir", "--dataset", "d.jsonl"],
      {"d.jsonl": ROW + "\n"}, "no/such-model-dir"),
-    ("eval-k-0", ["eval", "--model", "m", "--out", "ev", "--k", "0"], {}, "k must be >= 1, got 0 (--k)"),
-    ("eval-limit-0", ["eval", "--model", "m", "--out", "ev", "--limit", "0"], {}, "limit must be >= 1, got 0"),
-    ("eval-batch-size-0", ["eval", "--model", "m", "--out", "ev", "--batch-size", "0"], {}, "(--batch-size)"),
-    ("eval-temperature-neg", ["eval", "--model", "m", "--out", "ev", "--temperature", "-1"], {}, "(--temperature)"),
+    ("eval-k-0", ["eval", "--model", "m", "--out", "ev", "--k", "0"], {},
+     "Invalid value for '--k': k must be >= 1, got 0"),
+    ("eval-limit-0", ["eval", "--model", "m", "--out", "ev", "--limit", "0"], {},
+     "Invalid value for '--limit': limit must be >= 1, got 0"),
+    ("eval-batch-size-0", ["eval", "--model", "m", "--out", "ev", "--batch-size", "0"], {},
+     "Invalid value for '--batch-size': batch_size must be >= 1, got 0"),
+    ("eval-temperature-neg", ["eval", "--model", "m", "--out", "ev", "--temperature", "-1"], {},
+     "Invalid value for '--temperature': temperature must be >= 0, got -1.0"),
     ("eval-top-p-1.5", ["eval", "--model", "m", "--out", "ev", "--top-p", "1.5"], {},
-     "top_p must be in (0, 1], got 1.5 (--top-p)"),
+     "Invalid value for '--top-p': top_p must be in (0, 1], got 1.5"),
     ("eval-temperature-inf", ["eval", "--model", "m", "--out", "ev", "--temperature", "inf"], {},
-     "temperature must be a finite number >= 0, got inf (--temperature)"),
+     "Invalid value for '--temperature': temperature must be a finite number >= 0, got inf"),
     ("eval-max-new-tokens-0", ["eval", "--model", "m", "--out", "ev", "--max-new-tokens", "0"], {},
-     "(--max-new-tokens)"),
+     "Invalid value for '--max-new-tokens': max_new_tokens must be >= 1, got 0"),
     ("eval-k-not-a-number", ["eval", "--model", "m", "--out", "ev", "--k", "abc"], {}, "Invalid value for '--k'"),
     ("eval-missing-option", ["eval", "--out", "ev"], {}, "Missing option '--model'"),
     ("no-such-command", ["trian"], {}, "No such command 'trian'"),
     ("eval-boxed-in-template", ["eval", "--model", "m", "--out", "ev", "--prompt-template", "{problem} \\boxed{}"],
-     {}, "--prompt-template '{problem} \\\\boxed{}' has braces other than {problem}"),
+     {}, "Invalid value for '--prompt-template': template '{problem} \\\\boxed{}' has braces other than {problem}"),
     ("eval-out-is-a-file", ["eval", "--model", "nobody/nothing", "--out", "f.txt"], {"f.txt": "x"},
      "--out f.txt exists and is not a directory"),
     ("eval-summary-without-samples", ["eval", "--model", "m", "--out", "ev", "--summary-only"], {},
      "--summary-only: ev holds no samples.jsonl"),
-    ("eval-unknown-backend", ["eval", "--model", "m", "--out", "ev", "--backend", "tgi"], {}, "unknown backend 'tgi'"),
+    ("eval-unknown-backend", ["eval", "--model", "m", "--out", "ev", "--backend", "tgi"], {},
+     "Invalid value for '--backend': unknown backend 'tgi'"),
     # plots
     ("plot-no-valid-metrics-line", ["plot", "r", "--out", "c.png"], {"r/metrics.jsonl": '{"step": 1, "rew'},
      "r/metrics.jsonl holds no valid metrics line"),
@@ -171,8 +183,9 @@ if importlib.util.find_spec("wandb") is None:
     )  # fmt: skip
 if importlib.util.find_spec("vllm") is None:
     CASES.append(
-        ("eval-vllm-not-installed", ["eval", "--model", "m", "--out", "ev", "--backend", "vllm"], {}, "needs vLLM")
-    )
+        ("eval-vllm-not-installed", ["eval", "--model", "m", "--out", "ev", "--backend", "vllm"], {},
+         "Invalid value for '--backend': backend vllm needs vLLM")
+    )  # fmt: skip
 
 
 def make_files(root: Path, files: dict[str, str | None]) -> None:
@@ -325,6 +338,7 @@ TINY = {
 }  # fmt: skip
 
 
+@pytest.mark.slow
 def test_resume_from_another_directory_after_a_move(workdir, monkeypatch):
     from dgpo.train.task import TaskConfig, make_splits
 
@@ -385,6 +399,7 @@ def test_plot_leaves_out_a_curve_without_finite_values_and_says_so(workdir):
     assert "Traceback" not in result.output and (workdir / "c.png").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_a_run_that_diverges_names_the_settings_to_look_at(workdir):
     # lr 1e30 is finite and > 0, so it passes the range check; Adam's first step then sends the weights to inf.
     # Some right answers (15% greedy after 60 warm-start steps on the development machine) and 4 generation

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from dgpo.compare import CompareSpec, parse_arm, parse_arms
 from dgpo.compare_report import summarize_compare
+from dgpo.compare_spec import CompareSpec, parse_arm, parse_arms
 from dgpo.stats import paired_difference
 
 
@@ -52,7 +52,7 @@ def test_arms_are_canonical(text, label, slug):
 @pytest.mark.parametrize(
     ("text", "error"),
     [
-        ("nope", "unknown objective(s) nope; valid objectives: pg, grpo"),
+        ("nope", "unknown objective 'nope'; valid objectives: pg, grpo"),
         ("dgpo(k=1)", "unknown parameter(s) k for objective 'dgpo'; valid parameters: n, m, eps_low, eps_high"),
         ("dgpo(n=-1)", "DGPOLossConfig.n must be > 0, got -1.0"),
         ("dgpo(n=1", "cannot read objective 'dgpo(n=1'"),
@@ -93,6 +93,7 @@ def fake_run(folder: Path, before: float, after: float, ln_share: float, outside
     (folder / "results.json").write_text(json.dumps(payload))
 
 
+@pytest.mark.slow
 def test_report_pairs_every_level_and_draws_the_frontier(tmp_path):
     spec = CompareSpec(out=tmp_path, objectives=("grpo,cispo,dgpo",), seeds=3, passes=(1, 4, 16))
     warm = [0.40, 0.55, 0.30]  # different warm starts per seed, shared by every arm

@@ -151,6 +151,7 @@ SMOKE = {
 }
 
 
+@pytest.mark.slow
 def test_countdown_training_smoke(tmp_path):
     config = tmp_path / "countdown.yaml"
     config.write_text(yaml.safe_dump(SMOKE))

@@ -20,6 +20,8 @@ import torch
 
 from dgpo.metrics import MAX_KEYS, OBJECTIVE_METRIC_KEYS
 
+pytestmark = pytest.mark.slow  # every test reads the results of torchrun launches (a module fixture)
+
 SCRIPT = Path(__file__).with_name("data_parallel_script.py")
 AGGREGATIONS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm")
 #: (processes, accumulation) splits of the same 8-row batch; (1, 1) is the one big batch.

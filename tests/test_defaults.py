@@ -1,8 +1,10 @@
-"""One home per default: the CLI, DGPOConfig and the docs read the defaults of the dataclasses and the choice lists
-of the registries instead of typing them again; these tests fail when a copy drifts."""
+"""One home per default and per check: the CLI, DGPOConfig and the docs read the defaults of the dataclasses and the
+choice lists of the registries instead of typing them again, and every config dataclass checks its own values (the
+CLI only names the option); these tests fail when a copy drifts."""
 
 from __future__ import annotations
 
+import inspect
 import re
 from pathlib import Path
 
@@ -12,9 +14,10 @@ from typer.testing import CliRunner
 from dgpo.advantages import ADVANTAGES
 from dgpo.aggregation import AGGREGATIONS
 from dgpo.cli import app
-from dgpo.compare import (
+from dgpo.compare_spec import (
     DEFAULT_BASELINE,
     DEFAULT_OBJECTIVES,
+    FRONTIER_PRESETS,
     QUICK_OBJECTIVES,
     QUICK_PASSES,
     QUICK_SEEDS,
@@ -27,9 +30,17 @@ from dgpo.compare import (
 )
 from dgpo.data.benchmarks import BENCHMARKS
 from dgpo.eval import EvalConfig
-from dgpo.eval.backends import BACKENDS
+from dgpo.eval.backends import BACKENDS, SamplingSettings
 from dgpo.losses import LOSSES
-from dgpo.train.run_config import RLConfig, RunConfig, WarmStartConfig, default_of, to_dict
+from dgpo.train.run_config import (
+    HeldOutConfig,
+    RLConfig,
+    RunConfig,
+    TinyModelConfig,
+    WarmStartConfig,
+    default_of,
+    to_dict,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner(env={"COLUMNS": "200"})
@@ -186,3 +197,49 @@ def test_eval_fills_unset_options_from_eval_config(monkeypatch, tmp_path):
     assert result.exit_code == 0, result.output
     (cfg,) = seen
     assert cfg == EvalConfig(model="m", out=str(tmp_path / "e"), k=4)
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [(lambda out: RLConfig(max_steps=0), "rl.max_steps must be >= 1, got 0"),
+     (lambda out: RLConfig(num_generations=1), "rl.num_generations must be >= 2, got 1"),
+     (lambda out: RLConfig(save_steps=3), "rl.save_steps=3 must be a multiple of the generation cycle (2 steps)"),
+     (lambda out: RLConfig(advantage="ppo"), "unknown advantage 'ppo'; valid advantages: " + ", ".join(ADVANTAGES)),
+     (lambda out: RLConfig(objective_kwargs={"n": "abc"}), "rl.objective_kwargs: DGPOLossConfig.n must be a number"),
+     (lambda out: WarmStartConfig(learning_rate=float("nan")), "warm_start.learning_rate must be a finite number > 0"),
+     (lambda out: HeldOutConfig(rows=-1), "held_out.rows must be >= 0, got -1"),
+     (lambda out: TinyModelConfig(hidden_size=12), "tiny.hidden_size must be a positive multiple of 8"),
+     (lambda out: RunConfig(template="no problem"), "template must contain '{problem}'"),
+     (lambda out: SamplingSettings(float("inf"), 1.0, 8), "temperature must be a finite number >= 0, got inf"),
+     (lambda out: EvalConfig(model="m", out=str(out), top_p=0.0), "top_p must be in (0, 1], got 0.0"),
+     (lambda out: EvalConfig(model="m", out=str(out), batch_size=0), "batch_size must be >= 1, got 0"),
+     (lambda out: CompareSpec(out=out, minutes=float("inf")), "minutes must be a finite number > 0, got inf"),
+     (lambda out: CompareSpec(out=out, passes=(2, 2)), "passes must be distinct integers >= 1, got 2,2"),
+     (lambda out: CompareSpec.preset(out, task="sudoku"), "unknown task.name 'sudoku'; valid tasks: addition")],
+)  # fmt: skip
+def test_each_config_dataclass_checks_its_own_values(tmp_path, build, message):
+    with pytest.raises(ValueError) as caught:
+        build(tmp_path)
+    assert message in str(caught.value)
+    assert "--" not in str(caught.value)  # a dataclass names its field; only the CLI knows the option
+
+
+@pytest.mark.parametrize(
+    ("task", "quick"), [("addition", False), ("addition", True), ("countdown", False), ("countdown", True)]
+)
+def test_compare_spec_preset_holds_the_frontier_studies(tmp_path, task, quick):
+    study = FRONTIER_PRESETS[(task, quick)]
+    spec = CompareSpec.preset(tmp_path, frontier=True, quick=quick, task=task, steps=None, seeds=2)
+    assert tuple(arm.label for arm in spec.arms) == study.objectives and spec.passes == study.passes
+    assert (spec.seeds, spec.steps) == (2, study.steps)  # a given value wins over the preset's
+    assert spec.base == {"held_out": {"k": 1}, "task": {"name": task}}
+    plain = CompareSpec.preset(tmp_path, quick=quick)
+    assert (plain.objectives, plain.seeds) == ((QUICK_OBJECTIVES, QUICK_SEEDS) if quick else (DEFAULT_OBJECTIVES, 3))
+
+
+def test_reward_workers_have_one_default():
+    from dgpo.rewards.pool import DEFAULT_WORKERS
+    from dgpo.rewards.verifier import MathVerifier
+
+    assert default_of(RLConfig, "reward_workers") == default_of(EvalConfig, "reward_workers") == DEFAULT_WORKERS
+    assert inspect.signature(MathVerifier).parameters["workers"].default == DEFAULT_WORKERS

@@ -71,6 +71,7 @@ def test_torn_last_line_is_repaired_on_resume(tiny_model_dir, tmp_path):
     assert len(samples) == 4 and len({(s["id"], s["sample"]) for s in samples}) == 4
 
 
+@pytest.mark.slow
 def test_kill_and_resume_loses_and_repeats_nothing(tiny_model_dir, tmp_path):
     out = tmp_path / "eval"
     command = [

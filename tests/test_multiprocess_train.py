@@ -99,6 +99,7 @@ def straight(tmp_path_factory):
     return tmp / "run", output
 
 
+@pytest.mark.slow
 def test_two_processes_write_one_run(straight):
     run, output = straight
     assert [m["step"] for m in read_metrics(run)] == STEPS  # one line per step, not one per rank
@@ -127,6 +128,7 @@ COUNTDOWN = {
 }  # fmt: skip
 
 
+@pytest.mark.slow
 def test_countdown_trains_on_two_processes_with_its_own_reward(tmp_path):
     config = tmp_path / "countdown.yaml"
     config.write_text(yaml.safe_dump(COUNTDOWN))
@@ -141,6 +143,7 @@ def test_countdown_trains_on_two_processes_with_its_own_reward(tmp_path):
     assert output.count("held-out after RL") == 1  # rank 0 evaluates and reports once
 
 
+@pytest.mark.slow
 def test_a_start_up_error_ends_every_rank_with_one_line(straight):
     run, _ = straight
     config = run.parent / "small.yaml"
@@ -150,6 +153,7 @@ def test_a_start_up_error_ends_every_rank_with_one_line(straight):
     assert "exitcode  : 2" in output  # torchrun's summary: the ranks exited with the CLI's code, none hung
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_gives_one_line_per_step_and_the_same_metrics(straight, tmp_path):
     run, _ = straight
     killed = tmp_path / "killed"  # the same run, sharing the straight run's warm start and held-out "before"
@@ -219,6 +223,7 @@ distributed.close()
 """
 
 
+@pytest.mark.slow
 def test_rank_helpers_share_results_errors_and_catch_drifted_parameters(tmp_path):
     script = tmp_path / "helpers.py"
     script.write_text(RANK_HELPERS)

@@ -95,6 +95,7 @@ ADVERSARIAL = [
 ]
 
 
+@pytest.mark.slow
 def test_adversarial_inputs_return_zero_within_the_timeout(verifier):
     before = verifier.metrics()
     scored = verifier.score(ADVERSARIAL, ["1"] * len(ADVERSARIAL))
@@ -111,6 +112,7 @@ def test_adversarial_inputs_return_zero_within_the_timeout(verifier):
     assert [s.reward for s in verifier.score([r"\boxed{\sqrt{8}}"] * 2, [r"2\sqrt{2}"] * 2)] == [1.0, 1.0]
 
 
+@pytest.mark.slow
 def test_a_timeout_scores_zero_is_counted_and_the_worker_is_replaced():
     v = MathVerifier(workers=1, timeout=1.0)
     try:
@@ -178,6 +180,7 @@ def test_single_answer_and_verl_hook():
     assert compute_score("aime24", r"\boxed{72}", "73") == 0.0
 
 
+@pytest.mark.slow
 def test_workers_die_when_the_parent_is_killed(tmp_path):
     script = tmp_path / "parent.py"
     script.write_text(

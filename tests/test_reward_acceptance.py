@@ -25,6 +25,7 @@ THRESHOLD = 0.86
 
 
 @pytest.mark.skipif(not TRAIN.exists(), reason=f"needs the shared data beside the clone: {TRAIN} is missing")
+@pytest.mark.slow
 def test_answer_normalized_is_accepted_against_answer_on_a_fixed_sample():
     rows = [json.loads(line) for line in TRAIN.open()]
     pairs = [(r["answer"], r["answer_normalized"]) for r in rows if r["answer"]]

@@ -361,6 +361,7 @@ def test_the_tables_are_large_enough_and_ids_unique():
 
 
 @pytest.mark.parametrize(("gold", "pred"), [row[1:] for row in NEAR_MISSES], ids=[row[0] for row in NEAR_MISSES])
+@pytest.mark.slow
 def test_near_miss_is_rejected(request, scored, gold, pred):
     result = scored[request.node.callspec.id]
     assert result.reward == 0.0, (gold, pred, result)
@@ -368,6 +369,7 @@ def test_near_miss_is_rejected(request, scored, gold, pred):
 
 
 @pytest.mark.parametrize(("gold", "pred"), [row[1:] for row in EQUIVALENTS], ids=[row[0] for row in EQUIVALENTS])
+@pytest.mark.slow
 def test_equivalent_is_accepted(request, scored, gold, pred):
     result = scored[request.node.callspec.id]
     assert result.reward == 1.0, (gold, pred, result)
@@ -377,6 +379,7 @@ def test_equivalent_is_accepted(request, scored, gold, pred):
 @pytest.mark.parametrize(
     ("gold", "pred"), [row[1:] for row in REJECTED_ON_PURPOSE], ids=[row[0] for row in REJECTED_ON_PURPOSE]
 )
+@pytest.mark.slow
 def test_rejected_on_purpose(request, scored, gold, pred):
     result = scored[request.node.callspec.id]
     assert result.reward == 0.0, (gold, pred, result)

@@ -250,6 +250,7 @@ def spelled_pairs(draw):
 
 @settings(max_examples=400)
 @given(spelled_pairs())
+@pytest.mark.slow
 def test_fast_path_never_accepts_different_values_and_decides_plain_numbers(pair):
     (gold, gold_value, gold_plain), (pred, pred_value, pred_plain) = pair
     decided = fast_equal(gold, pred)

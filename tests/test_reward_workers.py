@@ -1,4 +1,4 @@
-"""A verifier that heals: workers killed at start-up, while idle, or with an answer in flight.
+"""A verifier that heals: workers killed at start-up, while idle, or with an answer in flight, or never ready.
 
 Deaths are injected deterministically, never timed: a first start-up that exits on purpose, a SIGKILL awaited
 until the process is gone, or a kill inside the pool's pipe write (``VerifierPool._write``) — SIGSTOP before the
@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 
 from dgpo.rewards import MathVerifier
-from dgpo.rewards.pool import WorkerStartError
+from dgpo.rewards.pool import VerifierPool, WorkerStartError
+
+pytestmark = pytest.mark.slow  # every test starts math-verify workers and waits on them (1-5 s each)
 
 # Pairs the fast path cannot decide: each goes to a math-verify worker.
 NEEDS_MATH_VERIFY = [(r"2\sqrt{2}", r"\sqrt{8}"), (r"x^2 + 2x + 1", r"(x+1)^2"), (r"\frac{\sqrt3}{2}", r"\sqrt{3}/2")]
@@ -222,6 +224,22 @@ def test_workers_that_keep_dying_at_start_up_raise_with_their_stderr_and_leave_n
         assert _worker_children() - before == set()
     finally:
         v.close()
+
+
+def test_workers_that_never_get_ready_are_replaced_then_raise_with_their_stderr_and_leave_no_process():
+    before = _worker_children()
+    pool = VerifierPool(workers=1, start_timeout=1.0, max_start_failures=2)
+    # Never reports ready (the argument names dgpo.rewards.worker so that _worker_children finds it).
+    code = "import sys, time; print('still importing', file=sys.stderr, flush=True); time.sleep(60)"
+    pool.command = [sys.executable, "-c", code, "dgpo.rewards.worker"]
+    try:
+        with pytest.raises(WorkerStartError, match=r"(?s)did not start within 1 s \(2 start-ups.*still importing"):
+            pool.start()
+        assert pool.take_counts() == {"worker_deaths": 1, "retries": 0}  # the first was replaced, the second raised
+        assert pool.pids == []
+        assert _worker_children() - before == set()
+    finally:
+        pool.close()
 
 
 def test_close_leaves_no_worker_behind(verifier):

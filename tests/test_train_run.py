@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from dgpo.cli import app
-from dgpo.train.checkpoints import COMPLETE_MARKER
+from dgpo.integrations.trl_checkpoints import COMPLETE_MARKER
 from polling import wait_for
 
 #: Timing and counters that legitimately differ between an interrupted and an uninterrupted run.
@@ -66,6 +66,7 @@ def curve_run(tmp_path_factory):
     return tmp / "run", result.output
 
 
+@pytest.mark.slow
 def test_cli_smoke_run_writes_the_run_directory_and_changes_the_weights(curve_run):
     run, output = curve_run
     for name in ("config.yaml", "metrics.jsonl", "results.json", "warm_start", "final", "checkpoints/checkpoint-4"):
@@ -80,6 +81,7 @@ def test_cli_smoke_run_writes_the_run_directory_and_changes_the_weights(curve_ru
     assert used["rl"]["max_steps"] == 6 and used["rl"]["objective"] == "dgpo"
 
 
+@pytest.mark.slow
 def test_learning_curve(curve_run):
     # Seeded CPU run; TRL generates once per 2 steps, so steps 1-2, 3-4 and 5-6 each train on one batch.
     run, _ = curve_run
@@ -112,6 +114,7 @@ def test_learning_curve(curve_run):
     # another) is one CPU's rounding, not a property: it is not asserted here.
 
 
+@pytest.mark.slow
 def test_kill_and_resume_gives_the_same_metrics_at_every_step(tmp_path):
     config = write_config(tmp_path)
     base = [sys.executable, "-m", "dgpo.cli", "train", "--config", str(config)]
@@ -204,7 +207,7 @@ def test_a_given_model_and_dataset_train_without_warm_start(tiny_model_dir, tmp_
 
 
 def test_only_completely_written_checkpoints_are_resumed(tmp_path):
-    from dgpo.train.checkpoints import COMPLETE_MARKER, last_checkpoint
+    from dgpo.integrations.trl_checkpoints import COMPLETE_MARKER, last_checkpoint
 
     for step, complete in ((2, True), (4, True), (6, False)):
         folder = tmp_path / f"checkpoint-{step}"

@@ -1,4 +1,8 @@
-"""verl's metric keys by verl's own definitions, and verl's config fields winning over the objectives' defaults."""
+"""verl's metric keys mapped from dgpo's metrics, and verl's config fields winning over the objectives' defaults.
+
+verl's ``masked_mean`` divides by ``count + 1e-8``, dgpo by the count: where the definitions agree the values agree
+to a relative 1e-9 (``SAME``), not to the float.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,8 @@ from conftest import compose_actor, make_batch
 from dgpo.losses import LOSSES, get_loss
 
 VERL_KEYS = ("actor/pg_clipfrac", "actor/pg_clipfrac_lower", "actor/ppo_kl")
+#: Agreement with verl's value where the definitions agree (verl's +1e-8 in the denominator is ~1e-10 relative).
+SAME = {"rel": 1e-9, "abs": 1e-12}
 
 
 def actor(**kwargs) -> FSDPActorConfig:
@@ -49,13 +55,13 @@ def metrics_of(mode: str, config, old, logp, adv, mask) -> dict[str, float]:
     ids=["grpo", "dapo", "gspo"],
 )
 def test_pg_clipfrac_is_verls_own_with_zero_advantage_rows(theirs, ours, fields, scale):
-    """Equal to the float to verl's own loss on the same batch; Â = 0 tokens outside the region are not counted."""
+    """verl's own loss's values on the same batch; Â = 0 tokens outside the region are not counted."""
     config = actor(**fields)
     old, logp, adv, mask = batch_with_zero_advantages(scale)
     want = metrics_of(theirs, config, old, logp, adv, mask)
     got = metrics_of(ours, config, old, logp, adv, mask)
     for key in VERL_KEYS:
-        assert got[key] == want[key], key
+        assert got[key] == pytest.approx(want[key], **SAME), key
     assert got["actor/pg_clipfrac"] > 0
     if theirs == "vanilla":
         assert got["actor/pg_clipfrac_lower"] > 0  # dual-clip really acts on this batch
@@ -74,13 +80,49 @@ def test_pg_clipfrac_means_the_same_for_every_objective_with_a_trust_region():
         if name == "gspo":
             continue  # its sequence ratio: tested above
         if "eps_low" in {f.name for f in dataclasses.fields(LOSSES[name])}:
-            assert got["actor/pg_clipfrac"] == vanilla["actor/pg_clipfrac"], name
+            assert got["actor/pg_clipfrac"] == pytest.approx(vanilla["actor/pg_clipfrac"], **SAME), name
         else:  # pg, sapo: nothing is clipped (verl's sapo logs 0 too)
             assert got["actor/pg_clipfrac"] == 0.0, name
             assert metrics_of("sapo", config, old, logp, adv, mask)["actor/pg_clipfrac"] == 0.0
-        assert got["actor/ppo_kl"] == vanilla["actor/ppo_kl"], name
+        assert got["actor/ppo_kl"] == pytest.approx(vanilla["actor/ppo_kl"], **SAME), name
     # verl's own cispo counts every token outside the region, Â = 0 included: a different number
     assert metrics_of("cispo", config, old, logp, adv, mask)["actor/pg_clipfrac"] > vanilla["actor/pg_clipfrac"]
+
+
+def test_gspo_ppo_kl_clamps_the_log_ratio_where_verls_gspo_does_not():
+    """The documented difference: dgpo's ppo_kl is −log r clamped to ±20 (verl's vanilla) for every objective; verl's
+    gspo averages the unclamped −log r. They differ only on tokens with |log r| > 20; pg_clipfrac does not."""
+    config = actor(clip_ratio_low=3e-4, clip_ratio_high=4e-4)
+    old, logp, adv, mask = make_batch(scale=0.002)
+    logp = logp.detach().clone()
+    logp[0, 0] = old[0, 0] + 30.0  # one token 10 beyond the clamp
+    ours = metrics_of("dgpo_gspo", config, old, logp, adv, mask)
+    theirs = metrics_of("gspo", config, old, logp, adv, mask)
+    active = mask.bool()
+    tokens = int(active.sum())
+    assert ours["actor/ppo_kl"] == pytest.approx(-(logp - old).clamp(-20, 20)[active].mean().item(), rel=1e-12)
+    assert theirs["actor/ppo_kl"] == pytest.approx(-(logp - old)[active].mean().item(), **SAME)
+    assert ours["actor/ppo_kl"] - theirs["actor/ppo_kl"] == pytest.approx(10 / tokens, rel=1e-6)
+    assert ours["actor/pg_clipfrac"] == pytest.approx(theirs["actor/pg_clipfrac"], **SAME)
+
+
+def test_the_objective_is_built_once_per_config_values_not_per_micro_batch(monkeypatch, fresh_warnings):
+    built = []
+    real = plugin.get_loss
+    monkeypatch.setattr(plugin, "get_loss", lambda name, **kw: built.append(name) or real(name, **kw))
+    fields = {"clip_ratio_low": 0.2, "clip_ratio_high": 0.28, "clip_ratio_c": 3.0}
+    config = actor(**fields)
+    old, logp, adv, mask = make_batch()
+    loss = core_algos.get_policy_loss_fn("dgpo")
+    for _ in range(3):  # three micro-batches
+        loss(old, logp.detach(), adv, mask, config=config)
+    assert built == ["dgpo"]
+    # the same values in another config object (each worker holds its own): the same objective
+    assert plugin.objective_for("dgpo", actor(**fields)) is plugin.objective_for("dgpo", config)
+    assert built == ["dgpo"]
+    # a different value builds and checks a new one
+    assert plugin.objective_for("dgpo", actor(**{**fields, "clip_ratio_high": 0.3})).config.eps_high == 0.3
+    assert built == ["dgpo", "dgpo"]
 
 
 # ---- C: verl's fields win, with a one-time warning naming the replaced default ----------------------------------
@@ -88,7 +130,11 @@ def test_pg_clipfrac_means_the_same_for_every_objective_with_a_trust_region():
 
 @pytest.fixture
 def fresh_warnings(monkeypatch):
+    """Nothing warned about and no objective built yet in this process (the warnings come with a build)."""
     monkeypatch.setattr(plugin, "_WARNED", set())
+    plugin._objective.cache_clear()
+    yield
+    plugin._objective.cache_clear()
 
 
 STOCK = ["actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=2", "actor_rollout_ref.rollout.n=4"]

@@ -1,4 +1,7 @@
-"""The verl plugin: registration by entry point, parity with verl's own losses, config mapping, bypass warning."""
+"""The verl plugin: registration by entry point, parity with verl's own losses, config mapping.
+
+Importing it replaces no verl attribute (no patch for bypass mode, docs/verl.md): tests_verl/test_private_api.py.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import warnings
 
 import pytest
 import torch
@@ -138,23 +140,6 @@ def test_rollout_weights_and_global_batch_info_act_as_in_verl():
         torch.testing.assert_close(grad, ref_grad, rtol=1e-12, atol=1e-12)
     plain, _, _ = grads(core_algos.get_policy_loss_fn("dgpo_grpo"), old, logp, adv, mask, config=actor())
     assert not torch.isclose(plain, loss)  # the weights and the global counts really changed the result
-
-
-def test_bypass_mode_warns_that_the_dgpo_loss_is_replaced():
-    from omegaconf import OmegaConf
-    from verl.trainer.ppo import rollout_corr_helper
-
-    class Batch:
-        def __init__(self):
-            self.batch = {"rollout_log_probs": torch.zeros(1), "old_log_probs": torch.zeros(1)}
-
-    policy_loss = OmegaConf.create({"loss_mode": "dgpo"})
-    with pytest.warns(RuntimeWarning, match="bypass_mode=true REPLACES policy_loss.loss_mode='dgpo'"):
-        rollout_corr_helper.apply_bypass_mode(Batch(), OmegaConf.create({"bypass_mode": True}), policy_loss)
-    assert policy_loss.loss_mode == "bypass_mode"  # verl's behaviour itself is unchanged
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        rollout_corr_helper.apply_bypass_mode(Batch(), None, OmegaConf.create({"loss_mode": "vanilla"}))
 
 
 def test_the_example_launch_script_composes_with_verl(tmp_path):

@@ -68,8 +68,13 @@ ADVANTAGES: dict[str, Callable[[Tensor, int], Tensor]] = {
 }
 
 
-def compute_advantages(rewards: Tensor, group_size: int, method: str = "grpo") -> Tensor:
-    """Advantages by name: one of ``grpo``, ``dr_grpo``, ``rloo``, ``reinforce_pp``."""
+def check_advantage(method: str) -> None:
+    """Raise ``ValueError`` naming an unknown advantage and the valid ones."""
     if method not in ADVANTAGES:
         raise ValueError(f"unknown advantage {method!r}; valid advantages: {', '.join(ADVANTAGES)}")
+
+
+def compute_advantages(rewards: Tensor, group_size: int, method: str = "grpo") -> Tensor:
+    """Advantages by name: one of ``grpo``, ``dr_grpo``, ``rloo``, ``reinforce_pp``."""
+    check_advantage(method)
     return ADVANTAGES[method](rewards, group_size)

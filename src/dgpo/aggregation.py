@@ -13,6 +13,12 @@ from torch import Tensor
 AGGREGATIONS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm")
 
 
+def check_aggregation(mode: str) -> None:
+    """Raise ``ValueError`` naming an unknown aggregation and the valid ones."""
+    if mode not in AGGREGATIONS:
+        raise ValueError(f"unknown aggregation {mode!r}; valid aggregations: {', '.join(AGGREGATIONS)}")
+
+
 def _count(value: int | float | Tensor | None, local: Tensor, name: str) -> Tensor:
     if value is None:
         return local.clamp_min(1)
@@ -44,8 +50,7 @@ def aggregate(
     of every split, so ``global_seqs`` must count the *non-empty* sequences of the whole step — DGPOTrainer gathers
     that count over processes). With nothing active the result is 0, never NaN.
     """
-    if mode not in AGGREGATIONS:
-        raise ValueError(f"unknown aggregation {mode!r}; valid aggregations: {', '.join(AGGREGATIONS)}")
+    check_aggregation(mode)
     if per_token_loss.dim() != 2 or mask.shape != per_token_loss.shape:
         raise ValueError(
             f"mask shape {tuple(mask.shape)} must equal per_token_loss shape {tuple(per_token_loss.shape)} (B, T)"

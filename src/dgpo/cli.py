@@ -1,28 +1,24 @@
-"""The ``dgpo`` command line (typer + rich).
+"""The ``dgpo`` command line (typer + rich): the commands.
 
-Every user mistake — a bad option value, a missing or malformed file, a model that cannot be found — ends with
-exit code 2 and exactly one ``error:`` line naming the option, key or file, no traceback; ``dgpo --debug ...`` or
-``DGPO_DEBUG=1`` prints the traceback above that line. Click's own usage errors (a missing option, ``--k abc``)
-take the same one-line form (:class:`OneLineErrors`).
+Every user mistake ends with exit code 2 and exactly one ``error:`` line naming the option, key or file
+(:mod:`dgpo.cli_errors`). The commands check no value themselves: the config dataclasses (``EvalConfig``,
+``RunConfig``'s sections, ``TaskConfig``, ``CompareSpec``) check their own, and :func:`~dgpo.cli_errors.build`
+only adds the option's name to their message.
 """
 
 from __future__ import annotations
 
-import os
-import sys
-import traceback
 from pathlib import Path
-from typing import NoReturn
+from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
-from rich.text import Text
-from typer.core import TyperGroup
 
 from dgpo.advantages import ADVANTAGES
 from dgpo.aggregation import AGGREGATIONS
-from dgpo.compare import (
+from dgpo.cli_errors import USER_ERRORS, OneLineErrors, build, fail, refuse_launcher, set_debug
+from dgpo.compare_spec import (
     DEFAULT_BASELINE,
     DEFAULT_OBJECTIVES,
     FRONTIER_PRESETS,
@@ -32,7 +28,6 @@ from dgpo.compare import (
     QUICK_SEEDS,
     QUICK_STUDY_STEPS,
     STUDY_OBJECTIVES,
-    STUDY_OVERRIDES,
     STUDY_PASSES,
     STUDY_SEEDS,
     STUDY_STEPS,
@@ -41,10 +36,9 @@ from dgpo.compare import (
 from dgpo.data.benchmarks import BENCHMARKS
 from dgpo.data.train_sets import NAMED_DATASETS
 from dgpo.diagnostics import DEFAULT_HP_RATIOS, DEFAULT_LN_RATIOS, weight_vs_pg
-from dgpo.eval.backends import BACKENDS
+from dgpo.eval.backends import BACKENDS, HFBackend, VLLMBackend
 from dgpo.eval.runner import EvalConfig
 from dgpo.losses import LOSSES
-from dgpo.ranges import check_range
 from dgpo.train.run_config import RLConfig, RunConfig, WarmStartConfig, default_of
 from dgpo.train.task import TASKS, TaskConfig
 
@@ -56,46 +50,6 @@ _COMPARE = {name: default_of(CompareSpec, name) for name in ("seeds", "steps", "
 _ITERATIONS = default_of(RLConfig, "num_iterations")
 _COUNTDOWN, _COUNTDOWN_QUICK = FRONTIER_PRESETS[("countdown", False)], FRONTIER_PRESETS[("countdown", True)]
 _RL = {name: default_of(RLConfig, name) for name in ("objective", "advantage", "aggregation", "max_steps")}
-
-#: Errors that are the user's to fix (bad values, missing or unreadable files): one line, exit code 2.
-USER_ERRORS = (ValueError, OSError)
-_debug = False
-#: Click's exception classes wherever this typer keeps them (typer >= 0.26 vendors click as ``typer._click``).
-_click = sys.modules[typer.BadParameter.__module__]
-_NO_ARGS_IS_HELP = getattr(_click, "NoArgsIsHelpError", ())  # click >= 8.2: `dgpo` alone, answered with the help
-
-
-class OneLineErrors(TyperGroup):
-    """Click's usage errors as dgpo's one ``error:`` line (exit code 2) instead of click's usage box.
-
-    Options are parsed in ``make_context`` (the group's) and in ``invoke`` (the subcommand's, and the command
-    body's ``typer.BadParameter``); ``dgpo`` alone still prints the help.
-    """
-
-    def make_context(self, info_name, args, parent=None, **extra):
-        try:
-            return super().make_context(info_name, args, parent=parent, **extra)
-        except _NO_ARGS_IS_HELP:
-            raise
-        except _click.ClickException as err:
-            _usage_error(err)
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except _NO_ARGS_IS_HELP:
-            raise
-        except _click.ClickException as err:
-            _usage_error(err)
-
-
-def _usage_error(err: Exception) -> NoReturn:
-    message = err.format_message()
-    context = getattr(err, "ctx", None)
-    if isinstance(err, _click.UsageError) and context is not None:
-        message += f" (see: {context.command_path} --help)"
-    fail(ValueError(message), traceback_too=False)
-
 
 app = typer.Typer(
     cls=OneLineErrors,
@@ -111,13 +65,7 @@ def main(
     debug: bool = typer.Option(False, "--debug", help="On an error, print its traceback too (or set DGPO_DEBUG=1)."),
 ) -> None:
     """dgpo: exact clipping objectives for RL with verifiable rewards, built around DGPO (arXiv 2603.14389)."""
-    global _debug
-    _debug = debug
-
-
-def debugging() -> bool:
-    """``--debug`` was given or ``DGPO_DEBUG`` is set (the way under torchrun, whose ranks start their own CLI)."""
-    return _debug or os.environ.get("DGPO_DEBUG", "").lower() in ("1", "true", "yes", "on")
+    set_debug(debug)
 
 
 def _floats(text: str, option: str) -> list[float]:
@@ -182,39 +130,6 @@ def weights(
     )
 
 
-def fail(err: BaseException, traceback_too: bool = True) -> NoReturn:
-    """A user error (bad value, missing file): one red line on stderr (the terminal wraps it, rich does not) and exit
-    code 2, no traceback unless :func:`debugging` — then the traceback comes first and the line still last.
-
-    The message is printed as plain text (not rich markup, so ``[...]`` in a path survives) with its line breaks
-    folded into spaces. Under torchrun / accelerate launch every rank fails the same way (start-up checks are
-    computed identically or broadcast from rank 0, see :mod:`dgpo.distributed`), so only rank 0 prints.
-    """
-    from dgpo import distributed
-
-    if distributed.is_main():
-        console = Console(stderr=True)
-        if traceback_too and debugging():
-            console.print(Text("".join(traceback.format_exception(err)).rstrip()), soft_wrap=True)
-        message = " ".join(str(err).split("\n")).strip() or type(err).__name__
-        console.print(Text.assemble(("error:", "bold red"), " ", message), soft_wrap=True)  # one line, never folded
-    raise typer.Exit(2) from err
-
-
-def refuse_launcher(command: str) -> None:
-    """``dgpo eval`` and ``dgpo compare`` do not split their work over processes: started by a launcher, every
-    process would redo (and rewrite) the whole job, so refuse before any work."""
-    from dgpo import distributed
-
-    if distributed.world_size() > 1:
-        fail(
-            ValueError(
-                f"run dgpo {command} as a single process; it was started with WORLD_SIZE={distributed.world_size()} "
-                "(torchrun / accelerate launch), and only dgpo train uses several processes"
-            )
-        )
-
-
 @app.command("eval")
 def eval_command(
     model: str = typer.Option(..., help="Model directory or Hugging Face id."),
@@ -229,7 +144,11 @@ def eval_command(
         None, help=f"Generation budget per sample (default {_EVAL['max_new_tokens']})."
     ),
     limit: int | None = typer.Option(None, help="Only the first N problems of each benchmark."),
-    batch_size: int | None = typer.Option(None, help="Prompts per generate call (default: 8 transformers, 256 vLLM)."),
+    batch_size: int | None = typer.Option(
+        None,
+        help=f"Prompts per generate call (default: {HFBackend.DEFAULT_BATCH_SIZE} transformers, "
+        f"{VLLMBackend.DEFAULT_BATCH_SIZE} vLLM).",
+    ),
     backend: str | None = typer.Option(
         None,
         help=f"One of {', '.join(BACKENDS)} (default {default_of(EvalConfig, 'backend')}; "
@@ -250,18 +169,13 @@ def eval_command(
 
     refuse_launcher("eval")
     try:
-        check_range("k", k, 1, flag="--k")
-        check_range("temperature", temperature, 0, flag="--temperature")
-        check_range("top_p", top_p, 0, 1, open_low=True, flag="--top-p")
-        check_range("max_new_tokens", max_new_tokens, 1, flag="--max-new-tokens")
-        check_range("limit", limit, 1, flag="--limit")
-        check_range("batch_size", batch_size, 1, flag="--batch-size")
-        given = {
-            "benchmarks": benchmarks, "k": k, "temperature": temperature, "top_p": top_p,
-            "max_new_tokens": max_new_tokens, "limit": limit, "batch_size": batch_size, "backend": backend,
-            "seed": seed, "template": prompt_template,
+        options = {
+            "--benchmarks": ("benchmarks", benchmarks), "--k": ("k", k), "--temperature": ("temperature", temperature),
+            "--top-p": ("top_p", top_p), "--max-new-tokens": ("max_new_tokens", max_new_tokens),
+            "--limit": ("limit", limit), "--batch-size": ("batch_size", batch_size), "--backend": ("backend", backend),
+            "--seed": ("seed", seed), "--prompt-template": ("template", prompt_template),
         }  # fmt: skip
-        cfg = EvalConfig(model=model, out=out, **{key: value for key, value in given.items() if value is not None})
+        cfg = build(EvalConfig, options, model=model, out=out)
         run_eval(cfg, generate=not summary_only)
     except USER_ERRORS as err:
         fail(err)
@@ -312,25 +226,27 @@ def train(
     a tiny model, a supervised warm start on arithmetic, RL, and held-out accuracy before and after."""
     import dataclasses
 
-    from dgpo.train.run import check_setting, run_training
+    from dgpo import distributed
+    from dgpo.train.run import run_training
     from dgpo.train.run_config import load_config
 
-    flat = {
-        ("output_dir",): output_dir, ("model",): model, ("dataset",): dataset, ("seed",): seed,
-        ("rl", "objective"): objective, ("rl", "objective_kwargs", "n"): n, ("rl", "objective_kwargs", "m"): m,
-        ("rl", "objective_kwargs", "eps_low"): eps_low, ("rl", "objective_kwargs", "eps_high"): eps_high,
-        ("rl", "advantage"): advantage, ("rl", "aggregation"): aggregation, ("rl", "max_steps"): steps,
-        ("rl", "learning_rate"): lr, ("warm_start", "steps"): warm_start_steps, ("task", "name"): task,
+    options = {
+        "--output-dir": ("output_dir", output_dir), "--model": ("model", model), "--dataset": ("dataset", dataset),
+        "--seed": ("seed", seed), "--objective": ("rl.objective", objective), "--n": ("rl.objective_kwargs.n", n),
+        "--m": ("rl.objective_kwargs.m", m), "--eps-low": ("rl.objective_kwargs.eps_low", eps_low),
+        "--eps-high": ("rl.objective_kwargs.eps_high", eps_high), "--advantage": ("rl.advantage", advantage),
+        "--aggregation": ("rl.aggregation", aggregation), "--steps": ("rl.max_steps", steps),
+        "--lr": ("rl.learning_rate", lr), "--warm-start-steps": ("warm_start.steps", warm_start_steps),
+        "--task": ("task.name", task),
     }  # fmt: skip
-    from dgpo import distributed
-
     overrides: dict = {}
-    for path, value in flat.items():
+    for key, value in options.values():
         if value is not None:
+            *sections, name = key.split(".")
             node = overrides
-            for key in path[:-1]:
-                node = node.setdefault(key, {})
-            node[path[-1]] = value
+            for section in sections:
+                node = node.setdefault(section, {})
+            node[name] = value
     try:
         if resume is not None:
             if overrides or config or overwrite:
@@ -343,10 +259,7 @@ def train(
                 raise FileNotFoundError(f"--resume {resume}: no dgpo run to resume there ({what})")
             cfg = dataclasses.replace(load_config(run_dir / "config.yaml"), output_dir=str(run_dir))
         else:
-            flags = {"--steps": ("rl.max_steps", steps), "--lr": ("rl.learning_rate", lr),
-                     "--warm-start-steps": ("warm_start.steps", warm_start_steps)}  # fmt: skip
-            for flag, (key, value) in flags.items():
-                check_setting(key, value, flag)
+            _check_sections(options)
             cfg = load_config(config, overrides)
         run_training(cfg, resume=resume is not None, overwrite=overwrite)
     except USER_ERRORS as err:
@@ -356,6 +269,16 @@ def train(
         distributed.close()
         fail(err)
     distributed.close()
+
+
+def _check_sections(options: dict[str, tuple[str, Any]]) -> None:
+    """Check each option that sets one field of a config section (``rl.max_steps``) by that section alone, so that a
+    refusal names the option. The objective's parameters (``rl.objective_kwargs.n``) depend on the objective, which
+    may come from the config file: the whole config checks them, by the parameter's name."""
+    for flag, (key, value) in options.items():
+        if value is not None and key.count(".") == 1:
+            section, name = key.split(".")
+            build(type(default_of(RunConfig, section)), {flag: (name, value)})
 
 
 @app.command()
@@ -445,36 +368,18 @@ def compare(
 ) -> None:
     """Run every objective × seed (× off-policy level) on one warm start per seed; write paired tables and plots."""
     from dgpo.compare import run_compare
-    from dgpo.train.run_config import merge, read_overrides, task_name
+    from dgpo.train.run_config import merge, read_overrides
 
     refuse_launcher("compare")
     try:
-        check_range("seeds", seeds, 1, flag="--seeds")
-        check_range("steps", steps, 1, flag="--steps")
-        check_range("minutes", minutes, 0, open_low=True, flag="--minutes")
         base = read_overrides(config) if config is not None else {}
-        if task is not None:
-            base = merge(base, {"task": {"name": task}})
-        name = task_name(base)
-        if name not in TASKS:
-            raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(TASKS)}")
-        study = FRONTIER_PRESETS[(name, quick)]
-        if objectives:
-            chosen = objectives
-        else:
-            chosen = ",".join(study.objectives if frontier else QUICK_OBJECTIVES if quick else DEFAULT_OBJECTIVES)
-        levels = _passes(passes) if passes else study.passes if frontier else ()
-        if seeds is None and (quick or frontier):
-            seeds = study.seeds if frontier else QUICK_SEEDS
-        if frontier:  # the study's budget: fewer generation batches and Avg@1, unless given
-            steps = steps if steps is not None else study.steps
-            base = merge(STUDY_OVERRIDES, base)
         base = merge(base, {key: value for key, value in (("model", model), ("dataset", dataset)) if value})
-        given = {"seeds": seeds, "steps": steps, "minutes": minutes, "baseline": baseline}
-        spec = CompareSpec(
-            out=out, objectives=(chosen,), stress=stress, base=base, passes=levels,
-            **{key: value for key, value in given.items() if value is not None},
-        )  # fmt: skip
+        options = {
+            "--objectives": ("objectives", objectives or None), "--baseline": ("baseline", baseline),
+            "--seeds": ("seeds", seeds), "--steps": ("steps", steps), "--minutes": ("minutes", minutes),
+            "--passes": ("passes", _passes(passes) if passes else None), "--task": ("task", task),
+        }  # fmt: skip
+        spec = build(CompareSpec.preset, options, out=out, quick=quick, frontier=frontier, stress=stress, base=base)
         run_compare(spec)
     except USER_ERRORS as err:
         fail(err)
@@ -484,7 +389,8 @@ def _passes(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:
-        raise ValueError(f"--passes must be comma-separated integers >= 1, got {text!r}") from None
+        message = f"passes must be comma-separated integers >= 1, got {text!r}"
+        raise typer.BadParameter(message, param_hint="'--passes'") from None
 
 
 if __name__ == "__main__":

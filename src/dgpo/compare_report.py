@@ -4,6 +4,9 @@ Every arm shares its seed's warm start with the baseline, so the comparison is p
 ``d = accuracy(arm) − accuracy(baseline)``, reported as mean ± paired 95% t-interval over seeds with wins and
 losses out of n (:func:`dgpo.stats.paired_difference`). The absolute columns (mean ± t-interval of accuracy, change
 from the warm start) stay, but their intervals include the warm starts' spread, which the paired one removes.
+
+It reads the comparison's :class:`~dgpo.compare_spec.CompareSpec` and the finished run directories; the runs
+(:mod:`dgpo.compare`) call it, never the other way round.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from dgpo.compare import CompareSpec
+from dgpo.compare_spec import CompareSpec
 from dgpo.fileio import write_atomically
 from dgpo.metrics import GRAD_ABS_SUM, GRAD_SHARE_KEYS
 from dgpo.plot import plot_dynamics, plot_frontier, plot_runs, plot_weights, read_metrics

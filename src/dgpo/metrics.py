@@ -1,6 +1,6 @@
 """The metric keys every objective returns (documented in docs/metrics.md), and their exact global reduction.
 
-The values are computed by :func:`dgpo.losses.base.objective_metrics` over *active* tokens and are 0 — never
+The values are computed by :class:`dgpo.losses.terms.ObjectiveTerms`, on request, over *active* tokens and are 0 — never
 NaN — when no token is active, so an all-padding micro-batch logs zeros instead of poisoning running means.
 
 Each key is one of three kinds, which decides how values from several micro-batches and processes combine into
@@ -20,6 +20,11 @@ from torch import Tensor
 RATIO_MEAN = "ratio/mean"
 RATIO_MAX = "ratio/max"
 REGION_KEYS = ("region/inside", "region/ln", "region/hp", "region/lp", "region/hn", "region/zero_adv")
+#: Active tokens with Â < 0 and r > dual_clip_c, whose gradient dual-clip stops (0 without dual-clip; verl's
+#: ``pg_clipfrac_lower``). Not one of the partition above: these tokens are also in ``region/hn``.
+REGION_DUAL_CLIPPED = "region/dual_clipped"
+#: Mean over active tokens of −log r (the clamped log-ratio): the k1 estimate of KL(π_old ‖ π_θ), verl's ``ppo_kl``.
+KL_K1_OLD = "kl/k1_old"
 WEIGHT_VS_PG_MEAN = "weight/vs_pg_mean"
 WEIGHT_VS_PG_MAX = "weight/vs_pg_max"
 WEIGHT_LN_VS_PG_MAX = "weight/ln_vs_pg_max"
@@ -36,6 +41,8 @@ OBJECTIVE_METRIC_KEYS = (
     RATIO_MEAN,
     RATIO_MAX,
     *REGION_KEYS,
+    REGION_DUAL_CLIPPED,
+    KL_K1_OLD,
     WEIGHT_VS_PG_MEAN,
     WEIGHT_VS_PG_MAX,
     WEIGHT_LN_VS_PG_MAX,
@@ -48,7 +55,7 @@ OBJECTIVE_METRIC_KEYS = (
 #: mean key -> the count key it is a mean over.
 MEAN_OVER = {
     RATIO_MEAN: TOKENS_ACTIVE,
-    **dict.fromkeys(REGION_KEYS, TOKENS_ACTIVE),
+    **dict.fromkeys((*REGION_KEYS, REGION_DUAL_CLIPPED, KL_K1_OLD), TOKENS_ACTIVE),
     WEIGHT_VS_PG_MEAN: TOKENS_NONZERO_ADV,
     **dict.fromkeys(GRAD_SHARE_KEYS, GRAD_ABS_SUM),
 }

@@ -1,17 +1,19 @@
-"""One range check for every numeric setting, from the CLI and from config files alike."""
+"""One range check for every numeric setting. The config dataclasses call it on their own values, so a config file,
+a CLI flag and a direct call meet the same check and message; the CLI only adds the flag's name."""
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 
 def check_range(
-    name: str, value: float | None, low: float, high: float | None = None, *, open_low: bool = False, flag: str = ""
+    name: str, value: float | None, low: float, high: float | None = None, *, open_low: bool = False
 ) -> None:
-    """Raise ``ValueError("top_p must be in (0, 1], got 0.0 (--top-p)")`` when ``value`` is out of range.
+    """Raise ``ValueError("top_p must be in (0, 1], got 0.0")`` when ``value`` is out of range.
 
     The range is ``[low, high]`` (``(low, high]`` with ``open_low``; no upper bound when ``high`` is None). None
-    means "not set" and passes; NaN fails every range. ``flag`` names the CLI option the value came from, if any.
+    means "not set" and passes; NaN fails every range.
     """
     if value is None:
         return
@@ -24,4 +26,13 @@ def check_range(
         rule = f"{'>' if open_low else '>='} {low:g}"
     if not finite:
         rule = f"a finite number {rule}"
-    raise ValueError(f"{name} must be {rule}, got {value}" + (f" ({flag})" if flag else ""))
+    raise ValueError(f"{name} must be {rule}, got {value}")
+
+
+def check_ranges(section: str, cfg: Any, **rules: str) -> None:
+    """Check fields of the dataclass ``cfg`` against rules such as ``max_steps=">= 1"`` or ``learning_rate="> 0"``
+    (:func:`check_range` for each; None passes); messages name the config key: ``rl.max_steps must be >= 1, got 0``.
+    """
+    for name, rule in rules.items():
+        op, bound = rule.split()
+        check_range(f"{section}.{name}", getattr(cfg, name), float(bound), open_low={">=": False, ">": True}[op])

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from dgpo.ranges import check_range
+
 
 @dataclass(frozen=True)
 class Generation:
@@ -17,17 +19,17 @@ class Generation:
 
 @dataclass(frozen=True)
 class SamplingSettings:
-    temperature: float = 0.6
-    top_p: float = 0.95
-    max_new_tokens: int = 32768
+    """The settings of one generate call, and the one check of their ranges. No defaults: ``dgpo eval``'s are
+    :class:`dgpo.eval.runner.EvalConfig`'s (the paper's protocol), held-out evaluation's are ``HeldOutConfig``'s."""
+
+    temperature: float  # 0 = greedy (top_p is then unused)
+    top_p: float
+    max_new_tokens: int
 
     def __post_init__(self) -> None:
-        if not self.temperature >= 0:
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        check_range("temperature", self.temperature, 0)
+        check_range("top_p", self.top_p, 0, 1, open_low=True)
+        check_range("max_new_tokens", self.max_new_tokens, 1)
 
 
 class Backend(Protocol):
@@ -89,7 +91,7 @@ def check_model_available(model: str) -> None:
         raise FileNotFoundError(f"model {model} not found locally and the hub is unreachable ({err})") from err
 
 
-def check_template(template: str, name: str = "--prompt-template") -> None:
+def check_template(template: str, name: str = "template") -> None:
     """The prompt is built with ``str.format(problem=...)``: ``{problem}`` must be there, and every other brace
     doubled. A bare ``\\boxed{}`` would raise ``IndexError`` at the first prompt, after the output was created."""
     if "{problem}" not in template:
@@ -111,9 +113,9 @@ def check_backend(backend: str) -> None:
         import torch
 
         if importlib.util.find_spec("vllm") is None:
-            raise ValueError("--backend vllm needs vLLM, which is not installed (pip install vllm; it needs a GPU)")
+            raise ValueError("backend vllm needs vLLM, which is not installed (pip install vllm; it needs a GPU)")
         if not torch.cuda.is_available():
-            raise ValueError("--backend vllm needs a GPU, and none is visible; use --backend transformers")
+            raise ValueError("backend vllm needs a GPU, and none is visible; use the transformers backend")
 
 
 def vllm_available() -> bool:
@@ -126,6 +128,8 @@ class HFBackend:
     """transformers ``generate`` with left padding; works on CPU (slowly) and GPU."""
 
     name = "transformers"
+    #: Prompts per generate call of ``dgpo eval`` unless ``--batch-size`` says otherwise.
+    DEFAULT_BATCH_SIZE = 8
 
     @classmethod
     def from_model(cls, model, tokenizer, batch_size: int = 64) -> HFBackend:
@@ -135,7 +139,7 @@ class HFBackend:
         backend.device = next(model.parameters()).device
         return backend
 
-    def __init__(self, model: str, batch_size: int = 8):
+    def __init__(self, model: str, batch_size: int = DEFAULT_BATCH_SIZE):
         import torch
         from transformers import AutoModelForCausalLM
         from transformers.utils import logging as hf_logging
@@ -187,8 +191,10 @@ class VLLMBackend:
     """vLLM offline generation (GPU only; not exercised in CI)."""
 
     name = "vllm"
+    #: Prompts per generate call of ``dgpo eval`` unless ``--batch-size`` says otherwise.
+    DEFAULT_BATCH_SIZE = 256
 
-    def __init__(self, model: str, batch_size: int = 256):
+    def __init__(self, model: str, batch_size: int = DEFAULT_BATCH_SIZE):
         from vllm import LLM
 
         check_model_path(model)
@@ -234,5 +240,5 @@ def make_backend(model: str, backend: str = "auto", batch_size: int | None = Non
     """The requested backend; ``auto`` picks vLLM when it is installed and a GPU is present."""
     check_backend(backend)
     if backend == "vllm" or (backend == "auto" and vllm_available()):
-        return VLLMBackend(model, batch_size or 256)
-    return HFBackend(model, batch_size or 8)
+        return VLLMBackend(model, batch_size or VLLMBackend.DEFAULT_BATCH_SIZE)
+    return HFBackend(model, batch_size or HFBackend.DEFAULT_BATCH_SIZE)

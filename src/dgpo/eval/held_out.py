@@ -30,7 +30,7 @@ def evaluate_rows(
     :class:`dgpo.rewards.CountdownReward` against its ``numbers`` and ``target``); 1.0 counts as correct.
     The result also holds the completions' token lengths: ``length_median`` and ``length_p90``.
     """
-    settings = settings or SamplingSettings(temperature=0.0, max_new_tokens=64)
+    settings = settings or SamplingSettings(temperature=0.0, top_p=1.0, max_new_tokens=64)
     backend = HFBackend.from_model(model, tokenizer, batch_size)
     units = [(row, index) for row in rows for index in range(k)]
     correct: dict[str, list[bool]] = defaultdict(list)

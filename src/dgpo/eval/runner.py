@@ -34,6 +34,8 @@ from dgpo.eval.backends import (
 from dgpo.eval.report import summarize, write_results
 from dgpo.eval.samples import SampleWriter, load_samples
 from dgpo.fileio import write_atomically
+from dgpo.ranges import check_range
+from dgpo.rewards.pool import DEFAULT_TIMEOUT, DEFAULT_WORKERS
 from dgpo.rewards.verifier import MathVerifier
 
 #: Settings that must match between a run and its resumption (k and the problem limit may change).
@@ -42,7 +44,11 @@ FIXED_ON_RESUME = ("model", "temperature", "top_p", "max_new_tokens", "template"
 
 @dataclass
 class EvalConfig:
-    """Everything ``dgpo eval`` needs; the defaults are the paper's protocol (k = 32, T = 0.6, top-p = 0.95)."""
+    """Everything ``dgpo eval`` needs; the defaults are the paper's protocol (k = 32, T = 0.6, top-p = 0.95).
+
+    It checks every value itself (the sampling ranges through :class:`SamplingSettings`); ``dgpo eval`` only adds
+    the option's name to its message.
+    """
 
     model: str
     out: str
@@ -56,21 +62,18 @@ class EvalConfig:
     backend: str = "auto"
     seed: int = 0
     template: str = R1_TEMPLATE
-    reward_workers: int = 2
-    reward_timeout: float = 5.0
+    reward_workers: int = DEFAULT_WORKERS
+    reward_timeout: float = DEFAULT_TIMEOUT
 
     def __post_init__(self) -> None:
         if isinstance(self.benchmarks, str):
             self.benchmarks = parse_benchmarks(self.benchmarks)
         else:
             parse_benchmarks(",".join(self.benchmarks))
-        if self.k < 1:
-            raise ValueError(f"k must be >= 1, got {self.k}")
-        if self.limit is not None and self.limit < 1:
-            raise ValueError(f"limit must be >= 1, got {self.limit}")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        SamplingSettings(self.temperature, self.top_p, self.max_new_tokens)
+        check_range("k", self.k, 1)
+        check_range("limit", self.limit, 1)  # None: every problem
+        check_range("batch_size", self.batch_size, 1)  # None: the backend's default
+        SamplingSettings(self.temperature, self.top_p, self.max_new_tokens)  # checks the sampling ranges
         check_template(self.template)
         check_backend(self.backend)
 

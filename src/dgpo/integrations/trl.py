@@ -12,11 +12,11 @@
   ``importance_sampling_level="sequence"`` by ``objective="gspo"``. Non-default values are errors.
 * ``use_liger_kernel`` (deprecated in TRL 1.16) and ``use_adaptive_entropy`` are refused.
 
-The defaults of ``objective``, ``advantage``, ``aggregation`` and ``num_iterations`` are ``RLConfig``'s
-(:mod:`dgpo.train.run_config`), the one place they are written. Off-policy by default: ``num_iterations = 2``,
-so every generation batch is used for two optimiser passes and the second sees a ratio π_θ/π_old ≠ 1 — without
-that, every clipping objective reduces to plain PG and the choice of objective does not matter (TRL's default,
-1 iteration, keeps the ratio identically 1).
+The defaults of ``objective``, ``advantage``, ``aggregation`` and ``num_iterations`` are :mod:`dgpo.choices`'
+(``dgpo train``'s ``RLConfig`` reads them there too), the one place they are written. Off-policy by default:
+``num_iterations = 2``, so every generation batch is used for two optimiser passes and the second sees a ratio
+π_θ/π_old ≠ 1 — without that, every clipping objective reduces to plain PG and the choice of objective does not
+matter (TRL's default, 1 iteration, keeps the ratio identically 1).
 
 **DGPOTrainer.** What it overrides, and nothing else:
 
@@ -30,7 +30,8 @@ that, every clipping objective reduces to plain PG and the choice of objective d
   maxima over the micro-batches since the last log and reduced over processes once per log
   (:class:`dgpo.metrics.MetricTotals`): the logged values are those of the one big batch.
 * ``training_step``: runs TRL's step with the chunked log-prob kernel's token tile of
-  :mod:`dgpo.train.logprob_tiles` (512 tokens without Triton: about a quarter of the peak memory of TRL's 4096 on CPU).
+  :mod:`dgpo.integrations.trl_logprob_tiles` (512 tokens without Triton: about a quarter of the peak memory of
+  TRL's 4096 on CPU).
 * the advantage step: TRL's rewards (all processes) are captured in ``_calculate_rewards`` and the advantages
   recomputed with :mod:`dgpo.advantages` (``DGPOConfig.advantage``), replacing TRL's ``scale_rewards`` step.
 
@@ -49,13 +50,18 @@ from trl import GRPOConfig, GRPOTrainer
 
 from dgpo.advantages import ADVANTAGES, compute_advantages
 from dgpo.aggregation import AGGREGATIONS, aggregate
+from dgpo.choices import (
+    DEFAULT_ADVANTAGE,
+    DEFAULT_AGGREGATION,
+    DEFAULT_NUM_ITERATIONS,
+    DEFAULT_OBJECTIVE,
+    check_choices,
+)
 from dgpo.fileio import write_atomically
-from dgpo.losses import LOSSES, Objective, get_loss
+from dgpo.integrations.trl_checkpoints import COMPLETE_MARKER
+from dgpo.integrations.trl_logprob_tiles import default_token_tile, token_tile
+from dgpo.losses import LOSSES, Objective, ObjectiveTerms, config_class, get_loss
 from dgpo.metrics import TOKENS_ACTIVE, MetricTotals
-from dgpo.train.checkpoints import COMPLETE_MARKER
-from dgpo.train.choices import check_choices
-from dgpo.train.logprob_tiles import default_token_tile, token_tile
-from dgpo.train.run_config import RLConfig, default_of
 
 _TRL_DEFAULTS = {f.name: f.default for f in fields(GRPOConfig)}
 
@@ -64,28 +70,24 @@ _TRL_DEFAULTS = {f.name: f.default for f in fields(GRPOConfig)}
 class DGPOConfig(GRPOConfig):
     """GRPOConfig with ``objective``, ``objective_kwargs``, ``advantage`` and ``aggregation`` (see module doc)."""
 
-    objective: str = field(
-        default=default_of(RLConfig, "objective"), metadata={"help": f"Objective: one of {', '.join(LOSSES)}."}
-    )
+    objective: str = field(default=DEFAULT_OBJECTIVE, metadata={"help": f"Objective: one of {', '.join(LOSSES)}."})
     objective_kwargs: dict[str, Any] = field(
         default_factory=dict, metadata={"help": "Parameters of the objective, e.g. {'n': 2, 'm': 2}."}
     )
-    advantage: str = field(
-        default=default_of(RLConfig, "advantage"), metadata={"help": f"Advantage: one of {', '.join(ADVANTAGES)}."}
-    )
+    advantage: str = field(default=DEFAULT_ADVANTAGE, metadata={"help": f"Advantage: one of {', '.join(ADVANTAGES)}."})
     aggregation: str = field(
-        default=default_of(RLConfig, "aggregation"),
+        default=DEFAULT_AGGREGATION,
         metadata={"help": f"Aggregation: one of {', '.join(AGGREGATIONS)}."},
     )
     num_iterations: int = field(
-        default=default_of(RLConfig, "num_iterations"),
+        default=DEFAULT_NUM_ITERATIONS,
         metadata={"help": "Optimiser passes per generation batch (off-policy)."},
     )
     logprob_token_tile: int | None = field(
         default=None,
         metadata={
             "help": "Tokens per tile of TRL's chunked log-prob kernel; None: 512 without Triton (CPU), TRL's "
-            "4096 with it (see dgpo.train.logprob_tiles)."
+            "4096 with it (see dgpo.integrations.trl_logprob_tiles)."
         },
     )
 
@@ -120,10 +122,8 @@ class DGPOConfig(GRPOConfig):
 
     def objective_params(self) -> dict[str, Any]:
         """``objective_kwargs`` plus TRL's epsilon/epsilon_high mapped onto eps_low/eps_high (see module doc)."""
-        if self.objective not in LOSSES:
-            raise ValueError(f"unknown objective {self.objective!r}; valid objectives: {', '.join(LOSSES)}")
         params = dict(self.objective_kwargs)
-        accepted = {f.name for f in fields(LOSSES[self.objective])}
+        accepted = {f.name for f in fields(config_class(self.objective))}
         for trl_name, ours in (("epsilon", "eps_low"), ("epsilon_high", "eps_high")):
             value = getattr(self, trl_name)
             if value == _TRL_DEFAULTS[trl_name]:
@@ -222,6 +222,12 @@ class DGPOTrainer(GRPOTrainer):
         return advantages[start : start + local_size]
 
     # -- loss ----------------------------------------------------------------------------------------------
+    # Copied from TRL 1.16.0, trl/trainer/grpo_trainer.py, GRPOTrainer._compute_loss (lines 3020–3290), every step
+    # but TRL's own loss, aggregation and metrics: the log-prob call (3030–3047), the old log-probs (3065–3066),
+    # the entropy mask (3049–3052, 3143–3144), the off-policy mask (3068–3080, 3140–3141), the vLLM IS ratio
+    # (3146–3147), the k3 KL (3098–3105, 3149–3150), the entropy bonus (3189–3211, static coefficient only) and
+    # the MoE aux loss (3248–3251). dgpo.integrations.private_api.TRL holds a hash of that method:
+    # tests/test_private_api.py fails on any TRL whose _compute_loss differs until this copy is re-read against it.
     def _compute_loss(self, model, inputs):
         prompt_ids, prompt_mask = inputs["prompt_ids"], inputs["prompt_mask"]
         completion_ids, completion_mask = inputs["completion_ids"], inputs["completion_mask"]
@@ -241,7 +247,7 @@ class DGPOTrainer(GRPOTrainer):
         old_logps = logps.detach() if old_logps is None else old_logps
         advantages = inputs["advantages"]
 
-        per_token_loss, objective_metrics = self.objective(logps, old_logps, advantages, mask)
+        per_token_loss, objective_terms = self.objective(logps, old_logps, advantages, mask)
 
         # The token masks TRL applies after its loss: they zero tokens but keep them in the normaliser.
         entropy_mask = None
@@ -280,7 +286,7 @@ class DGPOTrainer(GRPOTrainer):
             loss = loss + self.router_aux_loss_coef * aux_loss / accumulation
             self._metrics[mode]["aux_loss"].append(self.accelerator.gather(aux_loss.detach()).mean().item())
 
-        self._add_metrics(mode, objective_metrics, policy_loss, entropies, per_token_kl, mask)
+        self._add_metrics(mode, objective_terms, policy_loss, entropies, per_token_kl, mask)
         return loss
 
     def _process_share(self, mode: str) -> float:
@@ -306,10 +312,14 @@ class DGPOTrainer(GRPOTrainer):
             per_token_loss, mask, self.args.aggregation, global_seqs=sequences, norm_length=self.max_completion_length
         )
 
-    def _add_metrics(self, mode, objective_metrics, policy_loss, entropies, per_token_kl, mask) -> None:
-        """Accumulate this micro-batch's metrics as sums, counts and maxima; reduced over processes in :meth:`log`."""
-        tokens = objective_metrics[TOKENS_ACTIVE].clamp(min=1.0)
-        metrics = {**objective_metrics, "entropy": (entropies.detach() * mask).sum() / tokens}
+    def _add_metrics(self, mode, terms: ObjectiveTerms, policy_loss, entropies, per_token_kl, mask) -> None:
+        """Accumulate this micro-batch's metrics as sums, counts and maxima; reduced over processes in :meth:`log`.
+
+        The objective's metrics are computed here, from its terms, on every micro-batch: a log reports every
+        micro-batch since the last one. They stay tensors (no host sync) until :meth:`log` reduces them.
+        """
+        tokens = terms[TOKENS_ACTIVE].clamp(min=1.0)
+        metrics = {**terms.metrics(), "entropy": (entropies.detach() * mask).sum() / tokens}
         if per_token_kl is not None:
             metrics["kl/ref"] = (per_token_kl.detach() * mask).sum() / tokens
         # The loss of a step is the sum of its micro-batches' losses averaged over processes (DDP's mean).

@@ -6,7 +6,7 @@ where dgpo is installed, or explicitly with ``VERL_USE_EXTERNAL_MODULES=dgpo.int
 Names: ``loss_mode=dgpo`` for DGPO, ``dgpo_<name>`` for the others (``dgpo_grpo``, ``dgpo_cispo``, …); verl's own
 ``vanilla``, ``cispo``, ``gspo``, ``sapo``… are never overwritten (verl's registry would silently replace them).
 
-verl → dgpo parameters (read from the actor config at every call):
+verl → dgpo parameters (read from the actor config):
 
 =======================================  =====================================================
 verl                                     dgpo
@@ -28,18 +28,38 @@ objective's value to follow its paper. For grpo/dapo, whose default is no dual-c
 ratio (> e^20, the log-ratio clamp; e.g. 1e9) is exactly that and does not warn. Only the ``policy_loss.dgpo_*``
 parameters, which verl has no field for, keep the objective's default when unset (None).
 
-**Metrics.** ``actor/pg_clipfrac``, ``actor/pg_clipfrac_lower`` and ``actor/ppo_kl`` follow verl's own definitions,
-computed here from the log-probs (not from dgpo's region metrics): ``pg_clipfrac`` is the fraction of active tokens
-whose clipped surrogate ``−Â·clip(r, 1−ε_low, 1+ε_high)`` exceeds the unclipped ``−Â·r`` (verl's ``vanilla``), i.e.
-LN ∪ HP with Â ≠ 0 — tokens with Â = 0 are never clipped; GSPO uses its sequence ratio, as verl's ``gspo`` does;
-objectives without a trust region (``pg``, ``sapo``) report 0, as verl's ``sapo`` does. The same definition serves
-every objective with a trust region, so the key means the same for all of them (verl's own ``cispo`` instead counts
-every token outside the region whatever Â). ``pg_clipfrac_lower`` is
-the fraction of tokens with Â < 0 and ``r > dual_clip_c`` (0 without dual-clip). dgpo's own metrics follow as
-``actor/dgpo/<key>``. verl averages every one of these over micro-batches and data-parallel ranks without weights
-(its ``Metric`` MEAN), so with several micro-batches a fraction is a mean of per-micro-batch fractions, a ``*_max`` a
-mean of maxima and a ``tokens/*`` count a mean count: only at one micro-batch per mini-batch and one process are they
-the batch's values.
+**Cost per micro-batch.** verl calls the loss once per micro-batch with the worker's actor config (a dataclass, not
+hashable). The handful of values above are read from it at every call; the objective is built and checked once per
+distinct set of them (:func:`objective_for`, cached), so the warnings above are also raised only when a set is
+first seen. The metrics leave the device in one transfer per micro-batch (see Metrics).
+
+**Metrics.** verl's ``actor/pg_clipfrac``, ``actor/pg_clipfrac_lower`` and ``actor/ppo_kl`` are mapped from dgpo's
+objective metrics, not recomputed:
+
+* ``pg_clipfrac`` = ``region/ln`` + ``region/hp``: the fraction of active tokens in LN ∪ HP, i.e. where verl's
+  ``vanilla`` clipped surrogate ``−Â·clip(r, 1−ε_low, 1+ε_high)`` exceeds the unclipped ``−Â·r`` — tokens with
+  Â = 0 are never clipped. It means the same for every objective with a trust region (verl's own ``cispo`` instead
+  counts every token outside the region whatever Â); objectives without one (``pg``, ``sapo``) report 0, as verl's
+  ``sapo`` does. GSPO's regions are decided on its sequence ratio, as verl's ``gspo`` does.
+* ``pg_clipfrac_lower`` = ``region/dual_clipped``: active tokens with Â < 0 and ``r > dual_clip_c`` (0 without
+  dual-clip), verl's ``vanilla`` definition.
+* ``ppo_kl`` = ``kl/k1_old``: the mean over active tokens of −log r, with log r clamped to ±20 as verl's ``vanilla``.
+
+Where the definitions differ from verl's own: verl divides by ``count + 1e-8`` (``masked_mean``), dgpo by the count,
+a relative difference of ~1e-8/count; verl's ``gspo`` computes ``ppo_kl`` from the *unclamped* token log-ratio and
+its sequence ratio as ``exp(min(mean log r, 10))`` from unclamped token log-ratios, dgpo from log-ratios clamped to
+±20 (without the cap at 10, which changes no region) — the two differ only where some token has |log r| > 20.
+
+dgpo's own metrics follow as ``actor/dgpo/<key>``. verl 0.9.1's ``ppo_loss`` wraps each returned value in a
+``Metric`` at once, and ``Metric.append`` turns a tensor into a float with ``.item()`` — one device-to-host sync per
+key, ~22 per micro-batch. So the plugin returns floats read in a single transfer (all values stacked, one
+``tolist()``). verl averages every key over micro-batches and data-parallel ranks without weights (``Metric`` MEAN),
+so with several micro-batches a fraction is a mean of per-micro-batch fractions, a ``*_max`` a mean of maxima and a
+``tokens/*`` count a mean count: only at one micro-batch per mini-batch and one process are they the batch's values.
+
+**Rollout correction's bypass mode** (``algorithm.rollout_correction.bypass_mode=true``) keeps the dgpo loss, with
+``old_log_prob`` = the rollout's log-probs (measured on verl 0.9.1, docs/verl.md): the loss mode verl's driver sets
+to ``bypass_mode`` never reaches the workers, and verl's v1 trainer does not set it.
 """
 
 from __future__ import annotations
@@ -48,12 +68,12 @@ import functools
 import logging
 import math
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
 from verl.trainer.ppo import core_algos
-from verl.utils.torch_functional import masked_mean
 from verl.workers.config.actor import PolicyLossConfig
 
 from dgpo.losses import LOG_RATIO_CLAMP, LOSSES, Objective, get_loss
@@ -81,16 +101,15 @@ class DGPOPolicyLossConfig(PolicyLossConfig):
 
 
 def _read(config: Any, key: str, default: Any = None) -> Any:
-    """A field of a verl config, whether a dataclass (workers) or a DictConfig (driver)."""
+    """A field of a verl config, whether a dataclass (workers) or a DictConfig (driver); None reads as ``default``.
+
+    DictConfig, verl's config dataclasses (``BaseConfig``) and dicts answer ``get(key, default)`` for a missing key
+    without raising; other objects are read with ``getattr``. Nothing is caught: what still raises (an interpolation
+    that cannot be resolved) is a broken config, and hiding it would train with a default instead.
+    """
     if config is None:
         return default
-    if hasattr(config, "get"):
-        try:
-            value = config.get(key, default)
-        except Exception:
-            value = getattr(config, key, default)
-    else:
-        value = getattr(config, key, default)
+    value = config.get(key, default) if hasattr(config, "get") else getattr(config, key, default)
     return default if value is None else value
 
 
@@ -113,42 +132,51 @@ def _warn_once(name: str, param: str, value: float, field: str, default: float |
         own = f"{default:g}"
     message = f"{mode}: {param} = {value:g} from actor.{field}, not {name}'s own default {own}; {hint}"
     logger.warning(message)
-    warnings.warn(message, UserWarning, stacklevel=3)
+    warnings.warn(message, UserWarning, stacklevel=4)
 
 
 def objective_for(name: str, config: Any) -> Objective:
     """The dgpo objective ``name`` configured from a verl actor config (see the module table).
 
-    verl's fields always win over the objective's defaults; a differing value is warned about once.
+    verl's fields always win over the objective's defaults; a differing value is warned about once. Built once per
+    distinct set of values (:func:`_objective`): verl calls this for every micro-batch.
     """
-    own = {f.name: f.default for f in fields(LOSSES[name])}
+    own = {f.name for f in fields(LOSSES[name])}
     ratio = _read(config, "clip_ratio", 0.2)
     # dgpo parameter -> (verl field it comes from, value); verl fills in every one of these
-    from_verl: dict[str, tuple[str, Any]] = {}
+    from_verl: list[tuple[str, str, Any]] = []
     if "eps_low" in own:
         field = "clip_ratio_low" if _read(config, "clip_ratio_low") is not None else "clip_ratio"
-        from_verl["eps_low"] = (field, _read(config, field, ratio))
+        from_verl.append(("eps_low", field, _read(config, field, ratio)))
     if "eps_high" in own:
         field = "clip_ratio_high" if _read(config, "clip_ratio_high") is not None else "clip_ratio"
-        from_verl["eps_high"] = (field, _read(config, field, ratio))
+        from_verl.append(("eps_high", field, _read(config, field, ratio)))
     if "dual_clip_c" in own:
-        from_verl["dual_clip_c"] = ("clip_ratio_c", _read(config, "clip_ratio_c", 3.0))
+        from_verl.append(("dual_clip_c", "clip_ratio_c", _read(config, "clip_ratio_c", 3.0)))
     for key in ("tau_pos", "tau_neg"):
         if key in own and _read(config, key) is not None:
-            from_verl[key] = (key, _read(config, key))
-    params: dict[str, Any] = {}
-    for param, (field, value) in from_verl.items():
-        params[param] = value
+            from_verl.append((key, key, _read(config, key)))
+    policy_loss = _read(config, "policy_loss")
+    extra = tuple(
+        (ours, value)
+        for verl_key, ours in POLICY_LOSS_PARAMETERS.items()
+        if ours in own and (value := _read(policy_loss, verl_key)) is not None
+    )
+    return _objective(name, tuple(from_verl), extra)
+
+
+@functools.lru_cache(maxsize=64)
+def _objective(name: str, from_verl: tuple[tuple[str, str, Any], ...], extra: tuple[tuple[str, Any], ...]) -> Objective:
+    """Build and check the objective, warning where verl's value replaces its own default (cached: the key is the
+    values read from the config, which itself is not hashable)."""
+    own = {f.name: f.default for f in fields(LOSSES[name])}
+    for param, field, value in from_verl:
         # dual-clip above the largest ratio (exp of the log-ratio clamp) never acts: that is "no dual-clip"
         off = own[param] is None and value >= math.exp(LOG_RATIO_CLAMP)
         if value != own[param] and not off:
             _warn_once(name, param, value, field, own[param])
-    policy_loss = _read(config, "policy_loss")
-    for verl_key, ours in POLICY_LOSS_PARAMETERS.items():
-        value = _read(policy_loss, verl_key)
-        if value is not None and ours in own:
-            params[ours] = value
-    return get_loss(name, **params)
+    params = {param: value for param, _, value in from_verl}
+    return get_loss(name, **params, **dict(extra))
 
 
 def make_policy_loss(name: str):
@@ -162,7 +190,7 @@ def make_policy_loss(name: str):
         loss_agg_mode: str = "token-mean",
         config: Any = None,
         rollout_is_weights: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, dict[str, Any]]:
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         if config is None:
             raise ValueError(f"verl loss_mode={VERL_LOSS_MODES[name]!r} needs the actor config (config=...)")
         objective = objective_for(name, config)
@@ -176,60 +204,31 @@ def make_policy_loss(name: str):
             loss_agg_mode=loss_agg_mode,
             **(_read(config, "global_batch_info", {}) or {}),
         )
-        return loss, verl_metrics(objective, metrics, old_log_prob, log_prob, advantages, response_mask)
+        return loss, verl_metrics(objective, metrics)
 
     policy_loss.__name__ = f"compute_policy_loss_{VERL_LOSS_MODES[name]}"
     policy_loss.__doc__ = f"dgpo objective {name!r} as a verl policy loss (dgpo.integrations.verl)."
     return policy_loss
 
 
-def verl_metrics(objective: Objective, metrics: dict, old_log_prob, log_prob, advantages, mask) -> dict[str, float]:
-    """verl's keys by verl's own definitions (``vanilla``; ``gspo`` on its sequence ratio), plus ``actor/dgpo/*``.
+def verl_metrics(objective: Objective, metrics: Mapping[str, torch.Tensor]) -> dict[str, float]:
+    """verl's three keys mapped from the objective's metrics (module doc), then ``actor/dgpo/<key>``; as floats.
 
-    Computed with verl's formulas and ``masked_mean``, so they equal what verl's own loss logs on the same batch.
+    All values are stacked and read in one device-to-host transfer, where verl would call ``.item()`` on each.
     """
+    values = dict(metrics)
+    clipfrac = values["region/ln"] + values["region/hp"]
+    if not {"eps_low", "eps_high"} <= {f.name for f in fields(objective.config)}:
+        clipfrac = torch.zeros_like(clipfrac)  # pg, sapo: nothing is clipped (their regions only label tokens)
+    out = {
+        "actor/pg_clipfrac": clipfrac,
+        "actor/pg_clipfrac_lower": values["region/dual_clipped"],
+        "actor/ppo_kl": values["kl/k1_old"],
+        **{f"actor/dgpo/{key}": value for key, value in values.items()},
+    }
     with torch.no_grad():
-        adv = advantages if advantages.dim() == log_prob.dim() else advantages.unsqueeze(-1)
-        log_ratio = (log_prob - old_log_prob).detach()
-        clamped = torch.clamp(log_ratio, min=-20.0, max=20.0)
-        cfg = objective.config
-        eps_low, eps_high = getattr(cfg, "eps_low", None), getattr(cfg, "eps_high", None)
-        if objective.name == "gspo":  # verl's gspo: the sequence ratio (mean token log-ratio), unclamped KL
-            ppo_kl = masked_mean(-log_ratio, mask)
-            seq_log_ratio = (log_ratio * mask).sum(-1) / mask.sum(-1).clamp(min=1)
-            ratio = torch.exp(torch.clamp(seq_log_ratio, max=10.0)).unsqueeze(-1)
-        else:
-            ppo_kl = masked_mean(-clamped, mask)
-            ratio = torch.exp(clamped)
-        clipfrac = lower = 0.0
-        if eps_low is not None and eps_high is not None:
-            unclipped = -adv * ratio
-            clipped = -adv * torch.clamp(ratio, 1 - eps_low, 1 + eps_high)
-            clipfrac = masked_mean(torch.gt(clipped, unclipped).float(), mask).item()
-            c = getattr(cfg, "dual_clip_c", None)
-            if c is not None:
-                dual = torch.gt(torch.maximum(unclipped, clipped), -adv * c) * (adv < 0).float()
-                lower = masked_mean(dual, mask).item()
-    out = {"actor/pg_clipfrac": clipfrac, "actor/ppo_kl": ppo_kl.item(), "actor/pg_clipfrac_lower": lower}
-    out.update({f"actor/dgpo/{key}": float(value) for key, value in metrics.items()})
-    return out
-
-
-def _warn_on_bypass(apply_bypass_mode):
-    @functools.wraps(apply_bypass_mode)
-    def wrapped(batch, rollout_corr_config=None, policy_loss_config=None):
-        mode = _read(policy_loss_config, "loss_mode")
-        if mode in VERL_LOSS_MODES.values():
-            message = (
-                f"algorithm.rollout_correction.bypass_mode=true REPLACES policy_loss.loss_mode={mode!r} with verl's "
-                "'bypass_mode' loss: the dgpo objective will NOT be used. Set bypass_mode=false to train with it."
-            )
-            logger.warning(message)
-            warnings.warn(message, RuntimeWarning, stacklevel=2)
-        return apply_bypass_mode(batch, rollout_corr_config, policy_loss_config)
-
-    wrapped.__dgpo_wrapped__ = True
-    return wrapped
+        host = torch.stack([torch.as_tensor(v).detach().to(torch.float64) for v in out.values()]).tolist()
+    return dict(zip(out, host, strict=True))
 
 
 def register() -> None:
@@ -245,12 +244,6 @@ def register() -> None:
         loss = make_policy_loss(name)
         loss.__dgpo__ = True
         core_algos.register_policy_loss(mode)(loss)
-    try:
-        from verl.trainer.ppo import rollout_corr_helper
-    except ImportError:  # older verl without rollout correction
-        return
-    if not getattr(rollout_corr_helper.apply_bypass_mode, "__dgpo_wrapped__", False):
-        rollout_corr_helper.apply_bypass_mode = _warn_on_bypass(rollout_corr_helper.apply_bypass_mode)
 
 
 register()

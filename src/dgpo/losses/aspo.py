@@ -7,11 +7,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from dgpo.losses.base import decoupled_surrogate, objective_metrics
 from dgpo.losses.config import LossConfig
-from dgpo.losses.inputs import prepare
-from dgpo.losses.regions import Regions, is_above, select
+from dgpo.losses.core import Regions, decoupled_surrogate, prepare
 from dgpo.losses.registry import register
+from dgpo.losses.terms import ObjectiveTerms
 
 
 @dataclass(frozen=True)
@@ -29,7 +28,9 @@ class ASPOLossConfig(LossConfig):
 
 
 @register("aspo", ASPOLossConfig)
-def aspo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: ASPOLossConfig) -> tuple[Tensor, dict]:
+def aspo_loss(
+    logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: ASPOLossConfig
+) -> tuple[Tensor, ObjectiveTerms]:
     """Asymmetric importance-sampling policy optimisation.
 
     Weight (regions decided on r and the sign of Â):
@@ -44,7 +45,7 @@ def aspo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: AS
         logp, old_logp, mask: (B, T). adv: (B,) or (B, T). cfg: :class:`ASPOLossConfig`.
 
     Returns:
-        per_token_loss (B, T), zero on padding; metrics under :data:`dgpo.metrics.OBJECTIVE_METRIC_KEYS`.
+        per_token_loss (B, T), zero on padding; its :class:`ObjectiveTerms` (the metrics, on request).
 
     Reference: ASPO, arXiv 2510.06062.
     Readable reference: :func:`dgpo.losses.reference.aspo`.
@@ -52,11 +53,16 @@ def aspo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: AS
     x = prepare(logp, old_logp, adv, mask)  # checked inputs; x.ratio = r
     with torch.no_grad():
         r = x.ratio  # (B, T)
-        regions = Regions.classify(r, x.adv, cfg.eps_low, cfg.eps_high)  # (B, T) 0/1 each
-        weight = select(is_above(x.adv, 0.0), 1 / r, r)  # (B, T): the flipped ratio for good tokens
-        capped = torch.clamp(weight, max=cfg.dual_clip_c)  # (B, T)
-        weight = select(regions.lp + regions.hn, capped, weight)  # (B, T): LP and HN soft-capped at c
-        weight = select(regions.clipped, 0.0, weight)  # (B, T): LN and HP hard-clipped
+        c = cfg.dual_clip_c
+        regions = Regions.classify(r, x.adv, cfg.eps_low, cfg.eps_high)
+        flipped = torch.where(x.adv > 0, 1 / r, r)  # (B, T): the flipped ratio 1/r for good tokens, r for bad
+        weight = regions.table(
+            inside=flipped,
+            ln=0.0,  # hard clip
+            hp=0.0,  # hard clip
+            lp=(1 / r).clamp(max=c),  # Â > 0: the flipped ratio, soft-capped at c
+            hn=r.clamp(max=c),  # Â < 0: soft-capped at c
+        )  # (B, T)
         value = -x.adv * weight * x.logp_values()  # (B, T): −Â·sg(w)·log π
     per_token_loss = decoupled_surrogate(x, weight, value)  # (B, T)
-    return per_token_loss, objective_metrics(x, weight, regions)
+    return per_token_loss, ObjectiveTerms(x, weight, regions)

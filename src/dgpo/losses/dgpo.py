@@ -7,11 +7,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from dgpo.losses.base import decoupled_surrogate, objective_metrics
 from dgpo.losses.config import LossConfig
-from dgpo.losses.inputs import prepare
-from dgpo.losses.regions import Regions, is_below, select
+from dgpo.losses.core import Regions, decoupled_surrogate, prepare
 from dgpo.losses.registry import register
+from dgpo.losses.terms import ObjectiveTerms
 
 
 @dataclass(frozen=True)
@@ -32,7 +31,9 @@ class DGPOLossConfig(LossConfig):
 
 
 @register("dgpo", DGPOLossConfig)
-def dgpo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: DGPOLossConfig) -> tuple[Tensor, dict]:
+def dgpo_loss(
+    logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: DGPOLossConfig
+) -> tuple[Tensor, ObjectiveTerms]:
     """Decoupled gradient policy optimisation.
 
     Weight (``w = W·π``, W the probability-gradient weight):
@@ -48,7 +49,7 @@ def dgpo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: DG
         logp, old_logp, mask: (B, T). adv: (B,) or (B, T). cfg: :class:`DGPOLossConfig`.
 
     Returns:
-        per_token_loss (B, T), zero on padding; metrics under :data:`dgpo.metrics.OBJECTIVE_METRIC_KEYS`.
+        per_token_loss (B, T), zero on padding; its :class:`ObjectiveTerms` (the metrics, on request).
 
     Reference: "From log π to π: Taming Divergence in Soft Clipping via Bilateral Decoupled Decay of Probability
     Gradient Weight", arXiv 2603.14389 (ACL 2026). Readable reference (the official surrogate, autograd):
@@ -57,14 +58,15 @@ def dgpo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: DG
     x = prepare(logp, old_logp, adv, mask)  # checked inputs; x.ratio = r = exp(clamp(logp − old_logp, ±20))
     with torch.no_grad():
         r = x.ratio  # (B, T)
-        low, high = 1 - cfg.eps_low, 1 + cfg.eps_high
-        # The decay factors w/r of the two boundaries. Clamping r to the region's side makes each factor exactly 1
-        # wherever r is not beyond that boundary, so only the sign of Â remains to choose: LN can only occur on
-        # Â < 0 tokens and HP on Â > 0 tokens. (Both are fresh tensors, so the chains below work in place.)
-        ln_decay = r.clamp(max=low).div_(low).pow_(cfg.n)  # (B, T): (r/(1−ε_low))^n on LN, 1 elsewhere
-        hp_decay = r.clamp(min=high).reciprocal_().mul_(high).pow_(1 / cfg.m)  # (B, T): ((1+ε_high)/r)^(1/m) on HP
-        vs_pg = select(is_below(x.adv, 0.0), ln_decay, hp_decay)  # (B, T)
-        weight = r * vs_pg  # (B, T): r^(n+1)/(1−ε_low)^n on LN, (1+ε_high)^(1/m)·r^(1−1/m) on HP, r elsewhere
-        regions = Regions.classify(r, x.adv, cfg.eps_low, cfg.eps_high)  # for the metrics
+        low, high, n, m = 1 - cfg.eps_low, 1 + cfg.eps_high, cfg.n, cfg.m
+        regions = Regions.classify(r, x.adv, cfg.eps_low, cfg.eps_high)
+        # The paper's table (§3): each region's gradient weight w = W·π, W the probability-gradient weight.
+        weight = regions.table(
+            inside=r,
+            ln=r.pow(n + 1) / low**n,  # W = (1/π_old)·(r/(1−ε_low))^n → 0 as π → 0: the LN divergence removed
+            hp=high ** (1 / m) * r.pow(1 - 1 / m),  # W = (1/π_old)·((1+ε_high)/r)^(1/m): HP decays, not cut
+            lp=r,  # plain PG: no dual-clip
+            hn=r,
+        )  # (B, T); continuous at both boundaries (w = 1∓ε there)
     per_token_loss = decoupled_surrogate(x, weight)  # (B, T): value −Â·w, gradient −Â·w
-    return per_token_loss, objective_metrics(x, weight, regions, weight_vs_pg=vs_pg)
+    return per_token_loss, ObjectiveTerms(x, weight, regions)

@@ -7,11 +7,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from dgpo.losses.base import clipped_value, decoupled_surrogate, objective_metrics
 from dgpo.losses.config import LossConfig
-from dgpo.losses.inputs import prepare
-from dgpo.losses.regions import Regions, select
+from dgpo.losses.core import Regions, clipped_value, decoupled_surrogate, prepare
 from dgpo.losses.registry import register
+from dgpo.losses.terms import ObjectiveTerms
 
 
 @dataclass(frozen=True)
@@ -26,7 +25,9 @@ class GSPOLossConfig(LossConfig):
 
 
 @register("gspo", GSPOLossConfig)
-def gspo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: GSPOLossConfig) -> tuple[Tensor, dict]:
+def gspo_loss(
+    logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: GSPOLossConfig
+) -> tuple[Tensor, ObjectiveTerms]:
     """Group sequence policy optimisation (GSPO-token form).
 
     Formula: ``s = exp(masked mean over the sequence of log r)``, the same for every token of a sequence, used as
@@ -37,7 +38,7 @@ def gspo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: GS
         logp, old_logp, mask: (B, T). adv: (B,) or (B, T). cfg: :class:`GSPOLossConfig`.
 
     Returns:
-        per_token_loss (B, T), zero on padding; metrics under :data:`dgpo.metrics.OBJECTIVE_METRIC_KEYS`
+        per_token_loss (B, T), zero on padding; its :class:`ObjectiveTerms` (the metrics, on request)
         (``ratio/*`` report s).
 
     Reference: GSPO, Zheng et al. 2025, arXiv 2507.18071.
@@ -47,8 +48,8 @@ def gspo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: GS
     with torch.no_grad():
         # s = exp(masked mean of log r); padding holds log r = 0, so the plain sum is the masked sum.
         seq_ratio = torch.exp(x.log_ratio.sum(dim=1, keepdim=True) / x.row_tokens.clamp_min(1))  # (B, 1)
-        regions = Regions.classify(seq_ratio, x.adv, cfg.eps_low, cfg.eps_high)  # (B, 1) 0/1 each
-        weight = select(regions.clipped, 0.0, seq_ratio)  # (B, 1): w = s, 0 where s is clipped
-        value = clipped_value(seq_ratio, x.adv, cfg.eps_low, cfg.eps_high, None)  # (B, 1), each token's value
+        regions = Regions.classify(seq_ratio, x.adv, cfg.eps_low, cfg.eps_high)  # decided on s
+        weight = regions.table(inside=seq_ratio, ln=0.0, hp=0.0, lp=seq_ratio, hn=seq_ratio)  # w = s, 0 if clipped
+        value = clipped_value(seq_ratio, x.adv, cfg.eps_low, cfg.eps_high, None)  # each token's value
     per_token_loss = decoupled_surrogate(x, weight, value)  # (B, T)
-    return per_token_loss, objective_metrics(x, weight, regions, region_ratio=seq_ratio)
+    return per_token_loss, ObjectiveTerms(x, weight, regions, region_ratio=seq_ratio)

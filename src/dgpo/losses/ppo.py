@@ -7,11 +7,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from dgpo.losses.base import clipped_value, decoupled_surrogate, objective_metrics
 from dgpo.losses.config import LossConfig
-from dgpo.losses.inputs import prepare
-from dgpo.losses.regions import Regions, select
+from dgpo.losses.core import Regions, clipped_value, decoupled_surrogate, prepare
 from dgpo.losses.registry import register
+from dgpo.losses.terms import ObjectiveTerms
 from dgpo.metrics import DIAGNOSTIC_EPS
 
 
@@ -40,7 +39,9 @@ class DAPOLossConfig(GRPOLossConfig):
 
 
 @register("pg", PGLossConfig)
-def pg_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: PGLossConfig) -> tuple[Tensor, dict]:
+def pg_loss(
+    logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: PGLossConfig
+) -> tuple[Tensor, ObjectiveTerms]:
     """Importance-weighted policy gradient, no clipping.
 
     Formula: ``loss = −Â·r`` with ``r = π_θ/π_old``; weight ``w = r`` everywhere.
@@ -49,35 +50,38 @@ def pg_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: PGLo
         logp, old_logp, mask: (B, T). adv: (B,) or (B, T).
 
     Returns:
-        per_token_loss (B, T), zero on padding; metrics under :data:`dgpo.metrics.OBJECTIVE_METRIC_KEYS`
+        per_token_loss (B, T), zero on padding; its :class:`ObjectiveTerms` (the metrics, on request)
         (regions labelled with the diagnostic band ε = 0.2, since ``pg`` has no trust region).
 
     Reference: Williams 1992 (REINFORCE); the off-policy ratio form as in PPO, arXiv 1707.06347.
     Readable reference: :func:`dgpo.losses.reference.pg`.
     """
     x = prepare(logp, old_logp, adv, mask)  # checked inputs; x.ratio = r
-    regions = Regions.classify(x.ratio, x.adv, DIAGNOSTIC_EPS, DIAGNOSTIC_EPS)  # (B, T) 0/1 each, labels only
-    per_token_loss = decoupled_surrogate(x, x.ratio)  # (B, T): value −Â·r, gradient −Â·r
-    return per_token_loss, objective_metrics(x, x.ratio, regions)
+    regions = Regions.classify(x.ratio, x.adv, DIAGNOSTIC_EPS, DIAGNOSTIC_EPS)  # labels for the metrics only
+    per_token_loss = decoupled_surrogate(x, x.ratio)  # (B, T): value −Â·r, gradient −Â·r (w = r in every region)
+    return per_token_loss, ObjectiveTerms(x, x.ratio, regions)
 
 
-def _hard_clip(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: GRPOLossConfig) -> tuple[Tensor, dict]:
+def _hard_clip(
+    logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: GRPOLossConfig
+) -> tuple[Tensor, ObjectiveTerms]:
     x = prepare(logp, old_logp, adv, mask)  # checked inputs; x.ratio = r
     with torch.no_grad():
         r = x.ratio  # (B, T)
-        regions = Regions.classify(r, x.adv, cfg.eps_low, cfg.eps_high)  # (B, T) 0/1 each
+        regions = Regions.classify(r, x.adv, cfg.eps_low, cfg.eps_high, cfg.dual_clip_c)
         # The clipped branch of the min is a constant, so LN and HP tokens get no gradient at all.
-        stopped = regions.clipped  # (B, T)
+        weight = regions.table(inside=r, ln=0.0, hp=0.0, lp=r, hn=r)  # (B, T)
         if cfg.dual_clip_c is not None:  # dual-clip's cap −c·Â is a constant too: HN tokens with r > c stop
-            stopped = stopped + regions.dual_clipped(r, cfg.dual_clip_c)
-        weight = select(stopped, 0.0, r)  # (B, T)
+            weight = torch.where(regions.dual_clipped, 0.0, weight)  # (B, T)
         value = clipped_value(r, x.adv, cfg.eps_low, cfg.eps_high, cfg.dual_clip_c)  # (B, T)
     per_token_loss = decoupled_surrogate(x, weight, value)  # (B, T)
-    return per_token_loss, objective_metrics(x, weight, regions)
+    return per_token_loss, ObjectiveTerms(x, weight, regions)
 
 
 @register("grpo", GRPOLossConfig)
-def grpo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: GRPOLossConfig) -> tuple[Tensor, dict]:
+def grpo_loss(
+    logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: GRPOLossConfig
+) -> tuple[Tensor, ObjectiveTerms]:
     """PPO-clip as used by GRPO, with optional dual-clip.
 
     Formula: ``loss = −min(r·Â, clip(r, 1−ε_low, 1+ε_high)·Â)``; with dual-clip, for Â < 0,
@@ -88,7 +92,7 @@ def grpo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: GR
         logp, old_logp, mask: (B, T). adv: (B,) or (B, T). cfg: :class:`GRPOLossConfig`.
 
     Returns:
-        per_token_loss (B, T), zero on padding; metrics under :data:`dgpo.metrics.OBJECTIVE_METRIC_KEYS`.
+        per_token_loss (B, T), zero on padding; its :class:`ObjectiveTerms` (the metrics, on request).
 
     Reference: PPO, Schulman et al. 2017, arXiv 1707.06347; GRPO, Shao et al. 2024, arXiv 2402.03300;
     dual-clip, Ye et al. 2020, arXiv 1912.09729.
@@ -98,7 +102,9 @@ def grpo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: GR
 
 
 @register("dapo", DAPOLossConfig)
-def dapo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: DAPOLossConfig) -> tuple[Tensor, dict]:
+def dapo_loss(
+    logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: DAPOLossConfig
+) -> tuple[Tensor, ObjectiveTerms]:
     """DAPO's clip-higher objective: :func:`grpo_loss` with ``eps_high = 0.28`` by default.
 
     Formula and weights as ``grpo``. DAPO's token-level aggregation is chosen separately

@@ -125,9 +125,13 @@ def dgpo(logp: Tensor, old_logp: Tensor, adv: Tensor, *, n, m, eps_low, eps_high
     return -adv * surrogate
 
 
-def _with_mask_and_defaults(name: str, formula: Callable[..., Tensor]) -> Callable[..., Tensor]:
-    """``formula`` with the library's calling convention: a mask, Â of shape (B,) or (B, T), config defaults."""
-    needs_mask = formula is gspo
+def as_reference(name: str, formula: Callable[..., Tensor], needs_mask: bool = False) -> Callable[..., Tensor]:
+    """``formula(logp, old_logp, adv, [mask,] **params)`` with the library's calling convention: a mask, Â of shape
+    (B,) or (B, T), and the defaults and range checks of objective ``name``'s config dataclass.
+
+    ``formula`` sees padding replaced by a neutral token (r = 1, Â = 0) and a (B, T) Â; pass ``needs_mask`` when it
+    also needs the (B, T) 0/1 mask (GSPO's sequence mean). Its loss is set to 0 on padding.
+    """
 
     def reference(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, **params) -> Tensor:
         params = asdict(LOSSES[name](**params))  # the objective's defaults and range checks
@@ -149,7 +153,7 @@ def _with_mask_and_defaults(name: str, formula: Callable[..., Tensor]) -> Callab
 #: name -> ``reference(logp, old_logp, adv, mask, **params) -> per_token_loss``, same value and gradient as
 #: ``get_loss(name, **params)``.
 REFERENCES: dict[str, Callable[..., Tensor]] = {
-    name: _with_mask_and_defaults(name, formula)
+    name: as_reference(name, formula, needs_mask=formula is gspo)
     for name, formula in {
         "pg": pg,
         "grpo": grpo,

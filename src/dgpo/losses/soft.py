@@ -11,11 +11,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from dgpo.losses.base import clipped_value, decoupled_surrogate, objective_metrics
 from dgpo.losses.config import LossConfig
-from dgpo.losses.inputs import TokenInputs, prepare
-from dgpo.losses.regions import Regions, select
+from dgpo.losses.core import Regions, TokenInputs, clipped_value, decoupled_surrogate, prepare
 from dgpo.losses.registry import register
+from dgpo.losses.terms import ObjectiveTerms
 
 
 @dataclass(frozen=True)
@@ -58,7 +57,9 @@ class CEGPPOLossConfig(LossConfig):
 
 
 @register("cispo", CISPOLossConfig)
-def cispo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: CISPOLossConfig) -> tuple[Tensor, dict]:
+def cispo_loss(
+    logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: CISPOLossConfig
+) -> tuple[Tensor, ObjectiveTerms]:
     """Clipped IS-weight policy optimisation: every token keeps a gradient, with a clipped, detached weight.
 
     Formula: ``loss = −sg(clip(r, 1−ε_low, 1+ε_high))·Â·log π``; weight ``w = clip(r)`` on every token,
@@ -68,42 +69,50 @@ def cispo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: C
         logp, old_logp, mask: (B, T). adv: (B,) or (B, T). cfg: :class:`CISPOLossConfig`.
 
     Returns:
-        per_token_loss (B, T), zero on padding; metrics under :data:`dgpo.metrics.OBJECTIVE_METRIC_KEYS`.
+        per_token_loss (B, T), zero on padding; its :class:`ObjectiveTerms` (the metrics, on request).
 
     Reference: MiniMax-M1, MiniMax 2025, arXiv 2506.13585.
     Readable reference: :func:`dgpo.losses.reference.cispo`.
     """
     x = prepare(logp, old_logp, adv, mask)  # checked inputs; x.ratio = r
     with torch.no_grad():
-        regions = Regions.classify(x.ratio, x.adv, cfg.eps_low, cfg.eps_high)  # (B, T) 0/1 each, for the metrics
-        lower = 1.0 - cfg.eps_low if cfg.eps_low < 1 else None  # eps_low >= 1: no lower bound on a positive r
-        weight = x.ratio.clamp(lower, 1.0 + cfg.eps_high)  # (B, T): clip(r), whatever the region
+        r = x.ratio  # (B, T)
+        low, high = 1 - cfg.eps_low, 1 + cfg.eps_high
+        # eps_low >= 1: no lower bound on a positive r, so no token is below and LN/LP are empty.
+        regions = Regions.classify(r, x.adv, cfg.eps_low, cfg.eps_high)
+        # w = clip(r) whatever the sign of Â: on LN, w/r = (1−ε_low)/r grows without bound as r → 0.
+        weight = regions.table(inside=r, ln=low, hp=high, lp=low, hn=high)  # (B, T)
         value = -x.adv * weight * x.logp_values()  # (B, T): −Â·sg(clip(r))·log π
     per_token_loss = decoupled_surrogate(x, weight, value)  # (B, T)
-    return per_token_loss, objective_metrics(x, weight, regions)
+    return per_token_loss, ObjectiveTerms(x, weight, regions)
 
 
 def _gradient_preserving(
     x: TokenInputs, cfg: GPPOLossConfig | CEGPPOLossConfig, ln_scale: float, hp_scale: float
-) -> tuple[Tensor, dict[str, Tensor]]:
+) -> tuple[Tensor, ObjectiveTerms]:
     """GPPO's weights with the LN/HP constants scaled by ``ln_scale``/``hp_scale`` (β1, β2; 1 for GPPO)."""
     with torch.no_grad():
         r = x.ratio  # (B, T)
-        regions = Regions.classify(r, x.adv, cfg.eps_low, cfg.eps_high)  # (B, T) 0/1 each
+        regions = Regions.classify(r, x.adv, cfg.eps_low, cfg.eps_high, cfg.dual_clip_c)
         ln_weight = ln_scale * (1 - cfg.eps_low)  # LN: the gradient of β1·(1−ε_low)·r/sg(r)
         hp_weight = hp_scale * (1 + cfg.eps_high)  # HP: the gradient of β2·(1+ε_high)·r/sg(r)
-        weight = select(regions.ln, ln_weight, select(regions.hp, hp_weight, r))  # (B, T)
-        value = clipped_value(r, x.adv, cfg.eps_low, cfg.eps_high, cfg.dual_clip_c)  # (B, T)
-        # On LN/HP the clipped value is −Â·(1∓ε); the paper scales it like the gradient: −Â·β·(1∓ε).
-        value = select(regions.ln, -x.adv * ln_weight, select(regions.hp, -x.adv * hp_weight, value))  # (B, T)
+        # w = const/π·π_old on the clipped boundaries: W = const/π grows without bound on LN as π → 0.
+        weight = regions.table(inside=r, ln=ln_weight, hp=hp_weight, lp=r, hn=r)  # (B, T)
         if cfg.dual_clip_c is not None:  # dual-clip's cap −c·Â is a constant: HN tokens with r > c stop
-            weight = select(regions.dual_clipped(r, cfg.dual_clip_c), 0.0, weight)  # (B, T)
+            weight = torch.where(regions.dual_clipped, 0.0, weight)  # (B, T)
+        # PPO's clipped value, scaled on LN/HP like the gradient (the paper): −Â·β·(1∓ε) there.
+        ppo_value = clipped_value(r, x.adv, cfg.eps_low, cfg.eps_high, cfg.dual_clip_c)  # (B, T)
+        value = regions.table(
+            inside=ppo_value, ln=-x.adv * ln_weight, hp=-x.adv * hp_weight, lp=ppo_value, hn=ppo_value
+        )  # (B, T)
     per_token_loss = decoupled_surrogate(x, weight, value)  # (B, T)
-    return per_token_loss, objective_metrics(x, weight, regions)
+    return per_token_loss, ObjectiveTerms(x, weight, regions)
 
 
 @register("gppo", GPPOLossConfig)
-def gppo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: GPPOLossConfig) -> tuple[Tensor, dict]:
+def gppo_loss(
+    logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: GPPOLossConfig
+) -> tuple[Tensor, ObjectiveTerms]:
     """Gradient-preserving PPO: clipped tokens keep a bounded gradient through ``r/sg(r)``.
 
     Formula: forward value as ``grpo`` with dual-clip ``c``; weight ``w = r`` inside and on LP/HN,
@@ -113,7 +122,7 @@ def gppo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: GP
         logp, old_logp, mask: (B, T). adv: (B,) or (B, T). cfg: :class:`GPPOLossConfig`.
 
     Returns:
-        per_token_loss (B, T), zero on padding; metrics under :data:`dgpo.metrics.OBJECTIVE_METRIC_KEYS`.
+        per_token_loss (B, T), zero on padding; its :class:`ObjectiveTerms` (the metrics, on request).
 
     Reference: Klear-Reasoner (GPPO), Su et al. 2025, arXiv 2508.07629.
     Readable reference: :func:`dgpo.losses.reference.gppo`.
@@ -124,7 +133,7 @@ def gppo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: GP
 @register("ce_gppo", CEGPPOLossConfig)
 def ce_gppo_loss(
     logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg: CEGPPOLossConfig
-) -> tuple[Tensor, dict]:
+) -> tuple[Tensor, ObjectiveTerms]:
     """CE-GPPO: GPPO with separate scales on the two clipped boundaries, to steer entropy.
 
     Formula: as ``gppo``, with ``w = β1·(1−ε_low)`` on LN and ``w = β2·(1+ε_high)`` on HP; the forward values
@@ -134,7 +143,7 @@ def ce_gppo_loss(
         logp, old_logp, mask: (B, T). adv: (B,) or (B, T). cfg: :class:`CEGPPOLossConfig`.
 
     Returns:
-        per_token_loss (B, T), zero on padding; metrics under :data:`dgpo.metrics.OBJECTIVE_METRIC_KEYS`.
+        per_token_loss (B, T), zero on padding; its :class:`ObjectiveTerms` (the metrics, on request).
 
     Reference: CE-GPPO, Su et al. 2025, arXiv 2509.20712.
     Readable reference: :func:`dgpo.losses.reference.ce_gppo`.

@@ -57,14 +57,23 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import dgpo
 
 #: Outcome of one verification: "correct", "incorrect", "timeout" or "error".
 Verdict = str
 
+#: math-verify worker processes of a pool unless told otherwise: the one default behind ``VerifierPool``,
+#: ``MathVerifier``, ``dgpo train``'s ``rl.reward_workers`` and ``dgpo eval``'s ``reward_workers``.
+DEFAULT_WORKERS = 2
+#: Seconds allowed per answer before its worker is killed (also ``dgpo eval``'s ``reward_timeout``).
+DEFAULT_TIMEOUT = 5.0
 #: Pool events counted in :attr:`VerifierPool.counts` (reported as ``reward/<event>`` by ``MathVerifier.metrics``).
 EVENTS = ("worker_deaths", "retries")
+
+# Why a worker is replaced: it died on its own, was not ready within ``start_timeout``, or missed an answer's deadline.
+_Cause = Literal["died", "slow_start", "late"]
 
 _STDERR_LIMIT = 1 << 20  # a worker's captured stderr is emptied between calls once it passes 1 MiB
 
@@ -73,45 +82,7 @@ class WorkerStartError(RuntimeError):
     """Verification is impossible: the workers cannot start (the message names the cause)."""
 
 
-class _Spawner:
-    """Forks worker processes from one long-lived daemon thread.
-
-    ``PR_SET_PDEATHSIG`` fires when the thread that forked the worker ends, not the process: a worker forked by a
-    reward call on a short-lived thread (a thread pool's, verl's) would be SIGKILLed when that thread ended.
-    A daemon thread lives exactly as long as the process.
-    """
-
-    def __init__(self) -> None:
-        self._requests: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    def popen(self, *args, **kwargs) -> subprocess.Popen:
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():  # also after os.fork(): threads do not follow
-                thread = threading.Thread(target=self._serve, name="dgpo-reward-spawner", daemon=True)
-                try:
-                    thread.start()
-                except RuntimeError:  # interpreter shutdown: no new thread, and the process ends soon anyway
-                    return subprocess.Popen(*args, **kwargs)
-                self._thread = thread
-        future: Future = Future()
-        self._requests.put((future, args, kwargs))
-        return future.result()
-
-    def _serve(self) -> None:
-        while True:
-            future, args, kwargs = self._requests.get()
-            try:
-                future.set_result(subprocess.Popen(*args, **kwargs))
-            except BaseException as err:
-                future.set_exception(err)
-
-
-_spawner = _Spawner()
-
-
-@dataclass
+@dataclass(eq=False)  # a worker is compared by identity: the pool finds its slot with list.index
 class _Worker:
     process: subprocess.Popen
     stderr: object  # a temporary file: the tail names the cause of a failed start
@@ -156,7 +127,7 @@ class VerifierPool:
             :class:`WorkerStartError` is raised.
     """
 
-    def __init__(self, workers: int = 2, start_timeout: float = 120.0, max_start_failures: int = 3):
+    def __init__(self, workers: int = DEFAULT_WORKERS, start_timeout: float = 120.0, max_start_failures: int = 3):
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         if max_start_failures < 1:
@@ -173,7 +144,190 @@ class VerifierPool:
         self._lock = threading.Lock()
         atexit.register(self._close_at_exit)
 
-    # -- process management ------------------------------------------------------------------------------
+    # -- public interface --------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the workers and wait until every one is ready; raises :class:`WorkerStartError` if they cannot."""
+        with self._lock:
+            self._guarded(lambda: self._run([], 1.0, wait_ready=True))
+
+    def verify_many(self, pairs: Sequence[tuple[str, str]], timeout: float = DEFAULT_TIMEOUT) -> list[Verdict]:
+        """Verify each (gold, pred) with math-verify in the workers; ``timeout`` seconds per pair (and per retry)."""
+        if not timeout > 0:
+            raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
+        if not pairs:
+            return []
+        with self._lock:
+            return self._guarded(lambda: self._run(pairs, timeout))
+
+    def close(self) -> None:
+        """Stop every worker (idempotent; the next call starts new ones)."""
+        with self._lock:
+            self._close_workers()
+
+    @property
+    def pids(self) -> list[int]:
+        return [w.process.pid for w in self._workers]
+
+    def take_counts(self, reset: bool = False) -> dict[str, int]:
+        """The pool events so far (every key of :data:`EVENTS`), optionally starting from zero again."""
+        with self._counts_lock:
+            out = {key: self.counts.get(key, 0) for key in EVENTS}
+            if reset:
+                self.counts.clear()
+        return out
+
+    # -- one call: fill the pool, then send, receive and enforce deadlines until every answer is scored ---
+    def _guarded(self, run):
+        try:
+            self._prepare()
+            return run()
+        except BaseException:
+            self._close_workers()  # a persistent failure (or KeyboardInterrupt) leaves no process behind
+            raise
+
+    def _prepare(self) -> None:
+        """Fill the pool, replacing workers that died while idle (and emptying long stderr files)."""
+        for worker in list(self._workers):
+            if worker.process.poll() is not None:
+                self._replace(worker, "died")
+            elif worker.stderr.seek(0, os.SEEK_END) > _STDERR_LIMIT:
+                worker.stderr.truncate(0)  # opened O_APPEND: the worker's next write lands at the new end
+        while len(self._workers) < self.size:
+            self._workers.append(self._spawn())
+
+    def _run(self, pairs: Sequence[tuple[str, str]], timeout: float, wait_ready: bool = False) -> list[Verdict]:
+        batch = _Batch(pairs, timeout)
+        try:
+            for worker in self._workers:
+                batch.selector.register(worker.process.stdout, selectors.EVENT_READ, worker)
+            while (
+                batch.pending
+                or any(w.item is not None for w in self._workers)
+                or (wait_ready and not all(w.ready for w in self._workers))
+            ):
+                for worker in list(self._workers):
+                    if worker.ready and worker.item is None and batch.pending:
+                        self._send(worker, batch.pending.popleft(), batch)
+                now = time.monotonic()
+                deadlines = [w.deadline if w.ready else w.started + self.start_timeout for w in self._workers]
+                wait = min([*deadlines, now + 1.0]) - now
+                for key, _ in batch.selector.select(timeout=max(wait, 0.0)):
+                    self._receive(key.data, batch)
+                self._enforce_deadlines(batch)
+        finally:
+            batch.selector.close()
+        return [v if v is not None else "error" for v in batch.verdicts]
+
+    def _send(self, worker: _Worker, index: int, batch: _Batch) -> None:
+        if worker.process.poll() is not None:  # died while idle: replace it; the answer waits for the next worker
+            batch.pending.appendleft(index)
+            self._replace(worker, "died", batch)
+            return
+        worker.item = index
+        worker.deadline = time.monotonic() + batch.timeout
+        gold, pred = batch.pairs[index]
+        request = json.dumps({"id": index, "gold": gold, "pred": pred, "timeout": batch.inner_timeout}) + "\n"
+        try:
+            self._write(worker, request.encode())
+        except OSError:  # BrokenPipeError: it died since the poll
+            self._replace(worker, "died", batch)
+
+    @staticmethod
+    def _write(worker: _Worker, data: bytes) -> None:
+        worker.process.stdin.write(data)
+        worker.process.stdin.flush()
+
+    def _receive(self, worker: _Worker, batch: _Batch) -> None:
+        try:
+            chunk = os.read(worker.process.stdout.fileno(), 1 << 16)
+        except BlockingIOError:
+            return
+        if not chunk:  # end of file: the worker died (crash, OOM kill, SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                worker.process.wait(timeout=5)  # its stdout closed as it exited: the status follows at once
+            self._replace(worker, "died", batch)
+            return
+        worker.buffer += chunk
+        while b"\n" in worker.buffer:
+            line, worker.buffer = worker.buffer.split(b"\n", 1)
+            try:
+                message = json.loads(line)
+            except ValueError:
+                message = None
+            if not isinstance(message, dict):
+                continue  # not the protocol (the worker points stray prints at stderr; be lenient anyway)
+            if "fatal" in message:
+                tail = self._stderr_tail(worker)
+                cause = f"\nits stderr ends with:\n{tail}" if tail else ""
+                raise WorkerStartError(f"reward worker cannot verify: {message['fatal']}{cause}")
+            if message.get("ready"):
+                worker.ready = True
+                worker.failures = 0
+                continue
+            if worker.item is not None and message.get("id") == worker.item:
+                ok = message.get("ok")
+                batch.verdicts[worker.item] = "error" if "error" in message else ("correct" if ok else "incorrect")
+                worker.item = None
+                worker.deadline = math.inf
+
+    def _enforce_deadlines(self, batch: _Batch) -> None:
+        now = time.monotonic()
+        for worker in list(self._workers):
+            if not worker.ready and now - worker.started > self.start_timeout:
+                self._replace(worker, "slow_start", batch)
+            elif worker.item is not None and now >= worker.deadline:
+                self._replace(worker, "late", batch)
+
+    # -- replacing a worker: the one place ---------------------------------------------------------------
+    def _replace(self, worker: _Worker, cause: _Cause, batch: _Batch | None = None) -> None:
+        """Kill ``worker`` (its whole group), reap it and start a fresh worker in its slot.
+
+        ``cause``: it ``"died"`` on its own, or the pool ends it — ``"slow_start"`` (not ready within
+        ``start_timeout``) or ``"late"`` (its answer missed the deadline). Both of the first two count as a
+        ``worker_deaths`` event; a late worker does not (it can be late without any fault: stopped, starved of CPU).
+        A worker that never got ready is one more failed start-up of its slot: :class:`WorkerStartError` at
+        ``max_start_failures`` in a row, else the replacement carries the count. Inside a ``verify_many`` call
+        (``batch``), the answer it held is retried once — a second failure scores it ``"timeout"`` if late,
+        ``"error"`` otherwise, so a real hang costs two timeouts — and the replacement is watched for output.
+        """
+        if not worker.ready:
+            if cause == "slow_start":
+                self._fail_start(worker, f"did not start within {self.start_timeout:g} s")
+            else:
+                self._fail_start(worker, f"exited during start-up with status {worker.process.poll()}")
+        if batch is not None:
+            if worker.item is not None:
+                self._retry_or(worker.item, "timeout" if cause == "late" else "error", batch)
+            with contextlib.suppress(KeyError, ValueError):
+                batch.selector.unregister(worker.process.stdout)
+        self._kill(worker)
+        if cause != "late":
+            self._count("worker_deaths")
+        replacement = self._spawn(failures=0 if worker.ready else worker.failures + 1)
+        self._workers[self._workers.index(worker)] = replacement
+        if batch is not None:
+            batch.selector.register(replacement.process.stdout, selectors.EVENT_READ, replacement)
+
+    def _retry_or(self, item: int, verdict: Verdict, batch: _Batch) -> None:
+        """The first failure of ``item`` sends it back to the queue; the second scores ``verdict``."""
+        batch.failures[item] += 1
+        if batch.failures[item] == 1:
+            batch.pending.appendleft(item)
+            self._count("retries")
+        else:
+            batch.verdicts[item] = verdict
+
+    def _fail_start(self, worker: _Worker, what: str) -> None:
+        """Raise :class:`WorkerStartError` if this failed start-up is the slot's ``max_start_failures``-th in a row."""
+        if worker.failures + 1 >= self.max_start_failures:
+            tail = self._stderr_tail(worker)
+            raise WorkerStartError(
+                f"reward worker {what} ({worker.failures + 1} start-ups in a row failed), so no answer can be "
+                f"verified; command {' '.join(self.command)!r}; "
+                + (f"its stderr ends with:\n{tail}" if tail else "its stderr is empty")
+            )
+
+    # -- processes ---------------------------------------------------------------------------------------
     def _spawn(self, failures: int = 0) -> _Worker:
         package_root = str(Path(dgpo.__file__).resolve().parents[1])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
@@ -215,10 +369,10 @@ class VerifierPool:
         except (OSError, ValueError):
             return ""
 
-    def close(self) -> None:
-        """Stop every worker (idempotent; the next call starts new ones)."""
-        with self._lock:
-            self._close_workers()
+    def _close_workers(self) -> None:
+        for worker in self._workers:
+            self._kill(worker)
+        self._workers = []
 
     def _close_at_exit(self) -> None:
         # A daemon thread may hold the lock mid-call forever: kill the workers after a short wait regardless.
@@ -229,192 +383,44 @@ class VerifierPool:
             if locked:
                 self._lock.release()
 
-    def _close_workers(self) -> None:
-        for worker in self._workers:
-            self._kill(worker)
-        self._workers = []
-
-    @property
-    def pids(self) -> list[int]:
-        return [w.process.pid for w in self._workers]
-
     def _count(self, event: str) -> None:
         with self._counts_lock:
             self.counts[event] += 1
 
-    def take_counts(self, reset: bool = False) -> dict[str, int]:
-        """The pool events so far (every key of :data:`EVENTS`), optionally starting from zero again."""
-        with self._counts_lock:
-            out = {key: self.counts.get(key, 0) for key in EVENTS}
-            if reset:
-                self.counts.clear()
-        return out
 
-    # -- verification ------------------------------------------------------------------------------------
-    def start(self) -> None:
-        """Start the workers and wait until every one is ready; raises :class:`WorkerStartError` if they cannot."""
+class _Spawner:
+    """Forks worker processes from one long-lived daemon thread.
+
+    ``PR_SET_PDEATHSIG`` fires when the thread that forked the worker ends, not the process: a worker forked by a
+    reward call on a short-lived thread (a thread pool's, verl's) would be SIGKILLed when that thread ended.
+    A daemon thread lives exactly as long as the process.
+    """
+
+    def __init__(self) -> None:
+        self._requests: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def popen(self, *args, **kwargs) -> subprocess.Popen:
         with self._lock:
-            self._guarded(lambda: self._run([], 1.0, wait_ready=True))
+            if self._thread is None or not self._thread.is_alive():  # also after os.fork(): threads do not follow
+                thread = threading.Thread(target=self._serve, name="dgpo-reward-spawner", daemon=True)
+                try:
+                    thread.start()
+                except RuntimeError:  # interpreter shutdown: no new thread, and the process ends soon anyway
+                    return subprocess.Popen(*args, **kwargs)
+                self._thread = thread
+        future: Future = Future()
+        self._requests.put((future, args, kwargs))
+        return future.result()
 
-    def verify_many(self, pairs: Sequence[tuple[str, str]], timeout: float = 5.0) -> list[Verdict]:
-        """Verify each (gold, pred) with math-verify in the workers; ``timeout`` seconds per pair (and per retry)."""
-        if not timeout > 0:
-            raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
-        if not pairs:
-            return []
-        with self._lock:
-            return self._guarded(lambda: self._run(pairs, timeout))
-
-    def _prepare(self) -> None:
-        """Fill the pool, replacing workers that died while idle (and emptying long stderr files)."""
-        for i, worker in enumerate(self._workers):
-            if worker.process.poll() is not None:
-                self._replace(i, worker)
-            elif worker.stderr.seek(0, os.SEEK_END) > _STDERR_LIMIT:
-                worker.stderr.truncate(0)  # opened O_APPEND: the worker's next write lands at the new end
-        while len(self._workers) < self.size:
-            self._workers.append(self._spawn())
-
-    def _guarded(self, run):
-        try:
-            self._prepare()
-            return run()
-        except BaseException:
-            self._close_workers()  # a persistent failure (or KeyboardInterrupt) leaves no process behind
-            raise
-
-    def _replace(self, i: int, worker: _Worker) -> _Worker:
-        """Reap a dead (or killed) worker and start its replacement in the same slot."""
-        if not worker.ready:
-            self._fail_start(worker, f"exited during start-up with status {worker.process.poll()}")
-        self._kill(worker)
-        self._count("worker_deaths")
-        replacement = self._spawn(0 if worker.ready else worker.failures + 1)
-        self._workers[i] = replacement
-        return replacement
-
-    def _fail_start(self, worker: _Worker, what: str) -> None:
-        if worker.failures + 1 >= self.max_start_failures:
-            tail = self._stderr_tail(worker)
-            raise WorkerStartError(
-                f"reward worker {what} ({worker.failures + 1} start-ups in a row failed), so no answer can be "
-                f"verified; command {' '.join(self.command)!r}; "
-                + (f"its stderr ends with:\n{tail}" if tail else "its stderr is empty")
-            )
-
-    def _run(self, pairs: Sequence[tuple[str, str]], timeout: float, wait_ready: bool = False) -> list[Verdict]:
-        state = _Batch(pairs, timeout)
-        selector, pending = state.selector, state.pending
-        try:
-            for worker in self._workers:
-                selector.register(worker.process.stdout, selectors.EVENT_READ, worker)
-            while (
-                pending
-                or any(w.item is not None for w in self._workers)
-                or (wait_ready and not all(w.ready for w in self._workers))
-            ):
-                for worker in list(self._workers):
-                    if worker.ready and worker.item is None and pending:
-                        self._send(worker, pending.popleft(), state)
-                now = time.monotonic()
-                deadlines = [w.deadline if w.ready else w.started + self.start_timeout for w in self._workers]
-                wait = min([*deadlines, now + 1.0]) - now
-                for key, _ in selector.select(timeout=max(wait, 0.0)):
-                    self._receive(key.data, state)
-                self._enforce_deadlines(state)
-        finally:
-            selector.close()
-        return [v if v is not None else "error" for v in state.verdicts]
-
-    def _send(self, worker: _Worker, index: int, state: _Batch) -> None:
-        if worker.process.poll() is not None:  # died while idle: replace it; the answer waits for the next worker
-            state.pending.appendleft(index)
-            self._died(worker, state)
-            return
-        worker.item = index
-        worker.deadline = time.monotonic() + state.timeout
-        gold, pred = state.pairs[index]
-        request = json.dumps({"id": index, "gold": gold, "pred": pred, "timeout": state.inner_timeout}) + "\n"
-        try:
-            self._write(worker, request.encode())
-        except OSError:  # BrokenPipeError: it died since the poll
-            self._died(worker, state)
-
-    @staticmethod
-    def _write(worker: _Worker, data: bytes) -> None:
-        worker.process.stdin.write(data)
-        worker.process.stdin.flush()
-
-    def _died(self, worker: _Worker, state: _Batch) -> None:
-        """A worker died on its own: replace it; its answer (if any) is retried once, then scored "error"."""
-        with contextlib.suppress(KeyError, ValueError):
-            state.selector.unregister(worker.process.stdout)
-        if worker.item is not None:
-            self._retry_or(worker.item, "error", state)
-        replacement = self._replace(self._workers.index(worker), worker)
-        state.selector.register(replacement.process.stdout, selectors.EVENT_READ, replacement)
-
-    def _retry_or(self, item: int, verdict: Verdict, state: _Batch) -> None:
-        """The first failure of ``item`` sends it back to the queue; the second scores ``verdict``."""
-        state.failures[item] += 1
-        if state.failures[item] == 1:
-            state.pending.appendleft(item)
-            self._count("retries")
-        else:
-            state.verdicts[item] = verdict
-
-    def _receive(self, worker: _Worker, state: _Batch) -> None:
-        verdicts = state.verdicts
-        try:
-            chunk = os.read(worker.process.stdout.fileno(), 1 << 16)
-        except BlockingIOError:
-            return
-        if not chunk:  # end of file: the worker died (crash, OOM kill, SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                worker.process.wait(timeout=5)  # its stdout closed as it exited: the status follows at once
-            self._died(worker, state)
-            return
-        worker.buffer += chunk
-        while b"\n" in worker.buffer:
-            line, worker.buffer = worker.buffer.split(b"\n", 1)
+    def _serve(self) -> None:
+        while True:
+            future, args, kwargs = self._requests.get()
             try:
-                message = json.loads(line)
-            except ValueError:
-                message = None
-            if not isinstance(message, dict):
-                continue  # not the protocol (the worker points stray prints at stderr; be lenient anyway)
-            if "fatal" in message:
-                tail = self._stderr_tail(worker)
-                cause = f"\nits stderr ends with:\n{tail}" if tail else ""
-                raise WorkerStartError(f"reward worker cannot verify: {message['fatal']}{cause}")
-            if message.get("ready"):
-                worker.ready = True
-                worker.failures = 0
-                continue
-            if worker.item is not None and message.get("id") == worker.item:
-                ok = message.get("ok")
-                verdicts[worker.item] = "error" if "error" in message else ("correct" if ok else "incorrect")
-                worker.item = None
-                worker.deadline = math.inf
+                future.set_result(subprocess.Popen(*args, **kwargs))
+            except BaseException as err:
+                future.set_exception(err)
 
-    def _enforce_deadlines(self, state: _Batch) -> None:
-        selector = state.selector
-        now = time.monotonic()
-        for i, worker in enumerate(self._workers):
-            if not worker.ready and now - worker.started > self.start_timeout:
-                self._fail_start(worker, f"did not start within {self.start_timeout:g} s")
-                selector.unregister(worker.process.stdout)
-                self._kill(worker)
-                self._count("worker_deaths")
-                replacement = self._spawn(worker.failures + 1)
-            elif worker.item is not None and now >= worker.deadline:
-                # Killed and replaced; the answer is retried once on a fresh worker, since a worker can miss its
-                # deadline without any fault of the input (stopped, starved of CPU). A second miss is a hang.
-                self._retry_or(worker.item, "timeout", state)
-                selector.unregister(worker.process.stdout)
-                self._kill(worker)
-                replacement = self._spawn()
-            else:
-                continue
-            self._workers[i] = replacement
-            selector.register(replacement.process.stdout, selectors.EVENT_READ, replacement)
+
+_spawner = _Spawner()

@@ -19,7 +19,7 @@ from typing import Any
 
 from dgpo.rewards.extract import completion_text, extract_answer
 from dgpo.rewards.fast_path import fast_equal
-from dgpo.rewards.pool import VerifierPool
+from dgpo.rewards.pool import DEFAULT_TIMEOUT, DEFAULT_WORKERS, VerifierPool
 
 #: Status of one scored completion. Only "correct" earns reward.
 STATUSES = ("correct", "incorrect", "no_answer", "too_long", "timeout", "error", "invalid")
@@ -37,13 +37,19 @@ class MathVerifier:
     """Scores completions against gold answers.
 
     Args:
-        workers: math-verify worker processes (default 2).
-        timeout: seconds allowed per answer before its worker is killed (default 5).
+        workers: math-verify worker processes (default :data:`DEFAULT_WORKERS`).
+        timeout: seconds allowed per answer before its worker is killed (default :data:`DEFAULT_TIMEOUT`).
         fallback: answer extraction when there is no box: None (default, score 0) or ``"answer_is"``.
         max_answer_chars: longer extracted answers score 0 without verification (status ``too_long``).
     """
 
-    def __init__(self, workers: int = 2, timeout: float = 5.0, fallback: str | None = None, max_answer_chars=1000):
+    def __init__(
+        self,
+        workers: int = DEFAULT_WORKERS,
+        timeout: float = DEFAULT_TIMEOUT,
+        fallback: str | None = None,
+        max_answer_chars=1000,
+    ):
         if not timeout > 0:
             raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
         if fallback not in (None, "answer_is"):
@@ -128,7 +134,7 @@ _default_lock = threading.Lock()
 
 
 def default_verifier() -> MathVerifier:
-    """A process-wide verifier (2 workers, 5 s), created on first use."""
+    """A process-wide verifier (default workers and timeout), created on first use."""
     global _default
     with _default_lock:
         if _default is None:

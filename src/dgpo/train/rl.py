@@ -10,12 +10,12 @@ from rich.console import Console
 
 from dgpo import distributed
 from dgpo.data.prompts import format_problem
-from dgpo.train.checkpoints import checkpoint_step, last_checkpoint
+from dgpo.integrations.trl_checkpoints import checkpoint_step, last_checkpoint
 from dgpo.train.run_config import RunConfig
 
 
 def dgpo_config(cfg: RunConfig, out: Path):
-    """TRL's arguments for the run (``save_steps`` on generation-cycle boundaries is checked by ``check_config``).
+    """TRL's arguments for the run (``save_steps`` on generation-cycle boundaries is checked by ``RLConfig``).
 
     Building them runs TRL's and transformers' own validation, so ``run_training`` builds them once before it
     touches the run directory: a batch that does not hold whole groups fails there, not after the warm start.

@@ -26,10 +26,9 @@ from rich.table import Table
 from dgpo import distributed
 from dgpo.data.prompts import R1_TEMPLATE
 from dgpo.data.train_sets import NAMED_DATASETS, load_train_set
-from dgpo.eval.backends import SamplingSettings, check_model_available, check_model_path, check_template
+from dgpo.eval.backends import SamplingSettings, check_model_available, check_model_path
 from dgpo.eval.held_out import evaluate_rows
 from dgpo.fileio import write_atomically
-from dgpo.ranges import check_range
 from dgpo.train.rl import dgpo_config, task_reward, train_rl
 from dgpo.train.run_config import RunConfig
 from dgpo.train.run_dir import prepare_run_dir
@@ -85,7 +84,7 @@ def load_rows(cfg: RunConfig) -> tuple[list[dict], list[dict] | None]:
     if not cfg.embedded:
         if cfg.dataset is None:
             raise ValueError("a --model run needs --dataset (dapo_math_17k, math, gsm8k or a JSONL/parquet path)")
-        return hold_out(resolve_dataset(cfg.dataset), cfg.held_out.rows, cfg.dataset)
+        return split_held_out(resolve_dataset(cfg.dataset), cfg.held_out.rows, cfg.dataset)
     train, test = make_splits(cfg.task)
     if cfg.dataset is not None:
         train = resolve_dataset(cfg.dataset)
@@ -98,7 +97,7 @@ def load_rows(cfg: RunConfig) -> tuple[list[dict], list[dict] | None]:
     return train, test
 
 
-def hold_out(rows: list[dict], count: int, name: str) -> tuple[list[dict], list[dict] | None]:
+def split_held_out(rows: list[dict], count: int, name: str) -> tuple[list[dict], list[dict] | None]:
     """(training rows, ``count`` held-out rows or None for 0), split by a fixed shuffle: every seed and objective of
     a comparison holds out the same rows."""
     if count == 0:
@@ -156,7 +155,7 @@ def warm_start(cfg: RunConfig, train: list[dict], out: Path, console: Console) -
     return str(warm)
 
 
-def held_out(cfg: RunConfig, model_path: str, rows: list[dict], tag: str, out: Path, console: Console) -> dict:
+def evaluate_held_out(cfg: RunConfig, model_path: str, rows: list[dict], tag: str, out: Path, console: Console) -> dict:
     """Greedy accuracy and sampled Avg@k / Pass@k on the held-out rows (cached in ``held_out_{tag}.json``)."""
     cache = out / f"held_out_{tag}.json"
     if tag == "before" and cache.exists():  # the warm-start model never changes within a run
@@ -195,65 +194,13 @@ def held_out(cfg: RunConfig, model_path: str, rows: list[dict], tag: str, out: P
     return result
 
 
-#: Ranges of the numeric config keys: key → (bound, "ge" for >= or "gt" for >). ``None`` values are not checked.
-RANGES = {
-    "rl.max_steps": (1, "ge"),
-    "rl.per_device_train_batch_size": (1, "ge"),
-    "rl.gradient_accumulation_steps": (1, "ge"),
-    "rl.num_generations": (2, "ge"),  # GRPO's advantages need at least two samples per prompt
-    "rl.max_completion_length": (1, "ge"),
-    "rl.num_iterations": (1, "ge"),
-    "rl.save_steps": (1, "ge"),
-    "rl.reward_workers": (1, "ge"),
-    "rl.learning_rate": (0, "gt"),
-    "rl.temperature": (0, "gt"),
-    "rl.beta": (0, "ge"),
-    "rl.max_minutes": (0, "gt"),
-    "warm_start.steps": (1, "ge"),
-    "warm_start.learning_rate": (0, "gt"),
-    "warm_start.batch_size": (1, "ge"),
-    "held_out.k": (1, "ge"),
-    "held_out.temperature": (0, "ge"),
-    "held_out.max_new_tokens": (1, "ge"),
-    "held_out.rows": (0, "ge"),
-    "tiny.layers": (1, "ge"),
-}
-
-
-def check_setting(key: str, value: float | None, flag: str = "") -> None:
-    """Raise ``ValueError("rl.max_steps must be >= 1, got 0 (--steps)")`` when ``value`` is out of RANGES[key]."""
-    bound, kind = RANGES[key]
-    check_range(key, value, bound, open_low=kind == "gt", flag=flag)
-
-
-def config_value(cfg: RunConfig, key: str):
-    section, name = key.split(".")
-    return getattr(getattr(cfg, section), name)
-
-
 def check_config(cfg: RunConfig) -> None:
-    """Fail before any work on a bad objective, parameter, advantage, aggregation, range, template or model path.
+    """Fail before any work on what the config cannot check itself: a local model path that does not exist.
 
-    Pure: no file is written and nothing is downloaded (:func:`check_model_available` asks the hub).
+    Every value was checked when the config was built (each section's ``__post_init__``,
+    :mod:`dgpo.train.run_config`). Pure: no file is written and nothing is downloaded (:func:`check_model_available`
+    asks the hub).
     """
-    from dgpo.train.choices import check_choices
-
-    try:
-        check_choices(cfg.rl.objective, cfg.rl.objective_kwargs, cfg.rl.advantage, cfg.rl.aggregation)
-    except TypeError as err:  # the objectives' configs raise TypeError for a parameter of the wrong type
-        raise ValueError(f"rl.objective_kwargs: {err}") from err
-    for key in RANGES:
-        check_setting(key, config_value(cfg, key))
-    if cfg.tiny.hidden_size < 8 or cfg.tiny.hidden_size % 8:
-        raise ValueError(f"tiny.hidden_size must be a positive multiple of 8 (4 heads), got {cfg.tiny.hidden_size}")
-    cycle = cfg.rl.num_iterations  # optimiser steps per generation batch (steps_per_generation = accumulation)
-    if cfg.rl.save_steps % cycle:
-        raise ValueError(
-            f"rl.save_steps={cfg.rl.save_steps} must be a multiple of the generation cycle ({cycle} steps): "
-            "TRL does not save its buffered generations, so only cycle boundaries resume exactly"
-        )
-    if cfg.template is not None:
-        check_template(cfg.template, "template")
     if cfg.model is not None:
         check_model_path(cfg.model)
 
@@ -317,7 +264,9 @@ def run_training(cfg: RunConfig, console: Console | None = None, resume: bool = 
     try:
         model_path = distributed.on_main(warm_start, cfg, train_rows, out, console) if cfg.embedded else cfg.model
         before = (
-            distributed.on_main(held_out, cfg, model_path, test_rows, "before", out, console) if test_rows else None
+            distributed.on_main(evaluate_held_out, cfg, model_path, test_rows, "before", out, console)
+            if test_rows
+            else None
         )
         started = claim.commit if claim is not None else None
         final, replicas = train_rl(cfg, args, model_path, train_rows, template_for(cfg), out, console, resume, started)
@@ -325,7 +274,9 @@ def run_training(cfg: RunConfig, console: Console | None = None, resume: bool = 
         if claim is not None and distributed.is_main():
             claim.release()  # a fresh start that failed before RL began leaves no trace
         raise
-    after = distributed.on_main(held_out, cfg, str(final), test_rows, "after", out, console) if test_rows else None
+    after = (
+        distributed.on_main(evaluate_held_out, cfg, str(final), test_rows, "after", out, console) if test_rows else None
+    )
     results = {"final_model": str(final), "before": before, "after": after, **replicas}
     distributed.on_main(write_atomically, out / "results.json", json.dumps(results, indent=2))
     if before and after:

@@ -1,10 +1,11 @@
-"""The configuration of ``dgpo train``: nested dataclasses, the only place defaults live.
+"""The configuration of ``dgpo train``: nested dataclasses, the only place defaults live, and each the one place its
+values are checked (in ``__post_init__``, messages naming the config key: ``rl.max_steps must be >= 1, got 0``).
 
-YAML files and CLI flags only override fields; an unknown key, or a value of the wrong type, is an error naming the
-key. The config actually used is written to ``RUN_DIR/config.yaml``, with local model/dataset paths and
-``output_dir`` made absolute (see :func:`dgpo.train.run.pin_paths`). With ``model`` and ``dataset`` unset, the run
-is the embedded default: a tiny model built locally, a supervised warm-start on the arithmetic task, then RL —
-about 4 minutes on 2 CPU cores.
+YAML files and CLI flags only override fields; an unknown key, or a value of the wrong type or out of range, is an
+error naming the key, raised while the config is built. The config actually used is written to
+``RUN_DIR/config.yaml``, with local model/dataset paths and ``output_dir`` made absolute (see
+:func:`dgpo.train.run.pin_paths`). With ``model`` and ``dataset`` unset, the run is the embedded default: a tiny
+model built locally, a supervised warm-start on the arithmetic task, then RL — about 4 minutes on 2 CPU cores.
 """
 
 from __future__ import annotations
@@ -18,6 +19,16 @@ from typing import Any
 
 import yaml
 
+from dgpo.choices import (
+    DEFAULT_ADVANTAGE,
+    DEFAULT_AGGREGATION,
+    DEFAULT_NUM_ITERATIONS,
+    DEFAULT_OBJECTIVE,
+    check_choices,
+)
+from dgpo.eval.backends import check_template
+from dgpo.ranges import check_ranges
+from dgpo.rewards.pool import DEFAULT_WORKERS
 from dgpo.train.task import TaskConfig
 
 
@@ -29,6 +40,11 @@ class TinyModelConfig:
     hidden_size: int = 128
     layers: int = 2
 
+    def __post_init__(self) -> None:
+        check_ranges("tiny", self, layers=">= 1")
+        if self.hidden_size < 8 or self.hidden_size % 8:
+            raise ValueError(f"tiny.hidden_size must be a positive multiple of 8 (4 heads), got {self.hidden_size}")
+
 
 @dataclass
 class WarmStartConfig:
@@ -38,19 +54,22 @@ class WarmStartConfig:
     learning_rate: float = 2e-3
     batch_size: int = 64
 
+    def __post_init__(self) -> None:
+        check_ranges("warm_start", self, steps=">= 1", learning_rate="> 0", batch_size=">= 1")
+
 
 @dataclass
 class RLConfig:
     """RL settings passed to ``DGPOConfig`` (TRL's GRPOConfig + the dgpo objective).
 
-    The home of the defaults of ``objective``, ``advantage``, ``aggregation`` and ``num_iterations``:
-    ``DGPOConfig`` reads its own defaults of these fields from here.
+    ``objective``, ``advantage``, ``aggregation`` and ``num_iterations`` take their defaults from :mod:`dgpo.choices`,
+    where ``DGPOConfig`` reads its own, and are checked by :func:`dgpo.choices.check_choices`, as there.
     """
 
-    objective: str = "dgpo"
+    objective: str = DEFAULT_OBJECTIVE
     objective_kwargs: dict[str, Any] = field(default_factory=dict)
-    advantage: str = "grpo"
-    aggregation: str = "token-mean"
+    advantage: str = DEFAULT_ADVANTAGE
+    aggregation: str = DEFAULT_AGGREGATION
     learning_rate: float = 2e-5  # 3e-4 collapsed the warm-started tiny model within 10 steps (measured)
     max_steps: int = 60
     max_minutes: float | None = None  # wall-clock budget of the RL stage; stops early (not resumable exactly)
@@ -59,11 +78,29 @@ class RLConfig:
     num_generations: int = 8
     max_completion_length: int = 48
     temperature: float = 1.0
-    num_iterations: int = 2
+    num_iterations: int = DEFAULT_NUM_ITERATIONS
     beta: float = 0.0
     save_steps: int = 20
-    reward_workers: int = 2
+    reward_workers: int = DEFAULT_WORKERS
     report_to: list[str] = field(default_factory=list)  # e.g. ["wandb"] or ["tensorboard"]; metrics.jsonl always
+
+    def __post_init__(self) -> None:
+        try:
+            check_choices(self.objective, self.objective_kwargs, self.advantage, self.aggregation)
+        except TypeError as err:  # the objectives' configs raise TypeError for a parameter of the wrong type
+            raise ValueError(f"rl.objective_kwargs: {err}") from err
+        check_ranges(
+            "rl", self, max_steps=">= 1", per_device_train_batch_size=">= 1", gradient_accumulation_steps=">= 1",
+            num_generations=">= 2",  # GRPO's advantages need at least two samples per prompt
+            max_completion_length=">= 1", num_iterations=">= 1", save_steps=">= 1", reward_workers=">= 1",
+            learning_rate="> 0", temperature="> 0", beta=">= 0", max_minutes="> 0",
+        )  # fmt: skip
+        cycle = self.num_iterations  # optimiser steps per generation batch (steps_per_generation = accumulation)
+        if self.save_steps % cycle:
+            raise ValueError(
+                f"rl.save_steps={self.save_steps} must be a multiple of the generation cycle ({cycle} steps): "
+                "TRL does not save its buffered generations, so only cycle boundaries resume exactly"
+            )
 
 
 @dataclass
@@ -77,9 +114,16 @@ class HeldOutConfig:
     # and evaluated before and after RL; 0 evaluates nothing. The embedded task has its own test split.
     rows: int = 0
 
+    def __post_init__(self) -> None:
+        check_ranges("held_out", self, k=">= 1", temperature=">= 0", max_new_tokens=">= 1", rows=">= 0")
+
 
 @dataclass
 class RunConfig:
+    """The whole run. Every section checks its own values when it is built, so a RunConfig that exists is a valid
+    one; what a config cannot know — whether a model path exists, a reporting integration is installed — is checked
+    by :func:`dgpo.train.run.check_config` and ``run_training``."""
+
     output_dir: str = "runs/dgpo-tiny"
     model: str | None = None  # None: the embedded tiny model
     dataset: str | None = None  # None: the embedded task; else dapo_math_17k | math | gsm8k | a JSONL/parquet path
@@ -90,6 +134,10 @@ class RunConfig:
     warm_start: WarmStartConfig = field(default_factory=WarmStartConfig)
     rl: RLConfig = field(default_factory=RLConfig)
     held_out: HeldOutConfig = field(default_factory=HeldOutConfig)
+
+    def __post_init__(self) -> None:
+        if self.template is not None:
+            check_template(self.template)
 
     @property
     def embedded(self) -> bool:

@@ -20,49 +20,16 @@ amd accelerators only:
    same engine runs on CPU tensors;
 5. verl's ``file`` logger appends instead of truncating, so a resumed run keeps the steps before the restart.
 
-Every private verl name this touches is listed in :data:`VERL_PRIVATE_NAMES` with the version it was read from;
-``tests_verl/test_cpu_e2e.py`` fails naming the name when a verl upgrade moves one. The dgpo losses themselves come
-from :mod:`dgpo.integrations.verl` (loaded by verl's ``verl.plugins`` entry point, or imported here).
+Every private verl name this touches is listed, with the version it was read from, in
+:data:`dgpo.integrations.private_api.VERL`; ``tests_verl/test_private_api.py`` fails naming the name when a verl
+upgrade moves one. The dgpo losses themselves come from :mod:`dgpo.integrations.verl` (loaded by verl's
+``verl.plugins`` entry point, or imported here).
 """
 
 from __future__ import annotations
 
 import functools
-import importlib
 import os
-
-#: The verl release the names below were read from.
-VERL_VERSION_READ = "0.9.1"
-
-#: Every verl name the CPU shim touches that verl does not document as an extension point, and why.
-VERL_PRIVATE_NAMES = {
-    "verl.plugin.platform.platform_manager.PlatformRegistry": "register the cpu platform",
-    "verl.plugin.platform.platform_base.PlatformBase": "the platform interface CPUPlatform implements",
-    "verl.workers.rollout.base._ROLLOUT_REGISTRY": "map rollout.name=hf_cpu to the adapter in training workers",
-    "verl.workers.rollout.base.BaseRollout": "the adapter's interface (resume, release, update_weights)",
-    "verl.workers.rollout.replica.RolloutReplicaRegistry": "map rollout.name=hf_cpu to the replica",
-    "verl.workers.rollout.replica.RolloutReplica": "the replica's interface (launch_servers, server handle)",
-    "verl.workers.rollout.replica.TokenOutput": "what a rollout server's generate returns",
-    "verl.utils.distributed.initialize_global_process_group_ray": "plain gloo instead of cpu:gloo,cpu:gloo",
-    "verl.utils.tracking.FileLogger": "append to metrics.jsonl on resume instead of truncating it",
-}
-
-
-def resolve(dotted: str):
-    """The object a dotted verl name points to; raises ImportError/AttributeError when it moved."""
-    module_name, _, attr = dotted.rpartition(".")
-    return getattr(importlib.import_module(module_name), attr)
-
-
-def missing_private_names() -> dict[str, str]:
-    """The names of :data:`VERL_PRIVATE_NAMES` the installed verl no longer has, with the error for each."""
-    missing = {}
-    for dotted in VERL_PRIVATE_NAMES:
-        try:
-            resolve(dotted)
-        except (ImportError, AttributeError) as error:
-            missing[dotted] = f"{type(error).__name__}: {error}"
-    return missing
 
 
 def _gloo_process_group(initialize):

@@ -1,7 +1,8 @@
-"""Checkpoints of ``dgpo train``: the completion marker and the newest complete checkpoint.
+"""Checkpoints of :class:`dgpo.integrations.trl.DGPOTrainer`: the completion marker and the newest complete checkpoint.
 
-One home for both sides of the protocol: :class:`dgpo.integrations.trl.DGPOTrainer` writes the marker into a
-checkpoint folder once everything else is on disk, and resume only ever picks a folder that has it.
+One home for both sides of the protocol: the trainer writes the marker into a checkpoint folder once everything else
+is on disk, and resume (``dgpo train --resume``, :mod:`dgpo.train.rl`) only ever picks a folder that has it. The
+integration owns it because its trainer writes the folders; ``dgpo.train`` reads it from here. No TRL import.
 """
 
 from __future__ import annotations

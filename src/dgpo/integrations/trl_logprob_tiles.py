@@ -7,7 +7,7 @@ tile each — 4096 × 32,768 × 4 B = 512 MiB apiece. Measured at V = 151,936, h
 development machine (docs/benchmarks.md): the 4096 tile costs 1.60–1.70× the time of the plain full-logits path
 and 0.46× its peak memory; a 512-token tile costs 0.99–1.13× and 0.11–0.12×. Triton devices keep TRL's tile
 (their kernel does not allocate per tile). Both forward and backward read the constant, so it is set around the
-whole training step.
+whole training step. Part of the TRL integration (it sets TRL's constant); TRL is imported only when called.
 """
 
 from __future__ import annotations
