@@ -103,13 +103,17 @@ def prepare(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor) -> TokenI
     if bool(suspicious):
         _exact_checks(logp, old_logp, advantages, mask, active)
 
+    # Padding becomes a neutral token: log r = 0 (r = 1, inside every trust region) and Â = 0.
+    log_ratio = torch.where(active, log_ratio, 0.0).clamp(-LOG_RATIO_CLAMP, LOG_RATIO_CLAMP)  # (B, T)
+    advantages = torch.where(active if advantages.shape == active.shape else row_active, advantages, 0.0)
+    row_tokens = active.sum(dim=1, keepdim=True).to(dtype)  # (B, 1), counted as integers, then cast
     return TokenInputs(
         logp=logp,
-        log_ratio=(log_ratio := torch.where(active, log_ratio, 0.0).clamp(-LOG_RATIO_CLAMP, LOG_RATIO_CLAMP)),
+        log_ratio=log_ratio,
         ratio=torch.exp(log_ratio),
-        adv=torch.where(active if advantages.shape == active.shape else row_active, advantages, 0.0),
+        adv=advantages,
         mask=active,
-        row_tokens=(row_tokens := active.sum(dim=1, keepdim=True).to(dtype)),  # counted as integers, then cast
+        row_tokens=row_tokens,
         tokens=row_tokens.sum(),
     )
 
