@@ -30,7 +30,7 @@ def test_weights_accepts_custom_ratios_and_objectives():
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--objectives", "dgpo,nope"], "unknown objective(s) nope"),
+        (["--objectives", "dgpo,nope"], "unknown objective 'nope'; valid objectives: pg, grpo"),
         (["--ln-ratios", "0.5,abc"], "must be comma-separated numbers"),
         (["--hp-ratios", "-2"], "must be positive ratios"),
     ],

@@ -104,6 +104,12 @@ CASES = [
      "c.yaml: warm_start.learning_rate must be a finite number > 0, got nan"),
     ("train-unknown-objective", ["train", "--objective", "nope"], {},
      "Invalid value for '--objective': unknown objective 'nope'"),
+    ("train-eps-low-out-of-range", ["train", "--eps-low", "-1"], {},
+     "Invalid value for '--eps-low': DGPOLossConfig.eps_low must be in (0, 1), got -1.0"),
+    ("train-n-not-positive", ["train", "--objective", "dgpo", "--n", "0"], {},
+     "Invalid value for '--n': DGPOLossConfig.n must be > 0, got 0.0"),
+    ("yaml-objective-kwarg-range", ["train", "--config", "c.yaml"], {"c.yaml": "rl: {objective_kwargs: {m: -2}}\n"},
+     "c.yaml: DGPOLossConfig.m must be > 0, got -2"),
     ("train-task-unknown", ["train", "--task", "sudoku"], {},
      "Invalid value for '--task': unknown task.name 'sudoku'; valid tasks: addition, countdown"),
     ("yaml-countdown-numbers", ["train", "--config", "c.yaml"], {"c.yaml": "task: {name: countdown, numbers: 9}\n"},
@@ -132,7 +138,7 @@ CASES = [
     ("compare-passes-repeated", ["compare", "--out", "cmp", "--passes", "4,4"], {},
      "Invalid value for '--passes': passes must be distinct integers >= 1, got 4,4"),
     ("compare-baseline-absent", ["compare", "--out", "cmp", "--objectives", "cispo,dgpo", "--baseline", "grpo"], {},
-     "baseline grpo is not among the compared objectives (cispo, dgpo)"),
+     "Invalid value for '--baseline': baseline grpo is not among the compared objectives (cispo, dgpo)"),
     ("compare-baseline-unknown", ["compare", "--out", "cmp", "--baseline", "nope"], {},
      "Invalid value for '--baseline': unknown objective 'nope'; valid objectives: pg, grpo"),
     ("compare-arm-parameter", ["compare", "--out", "cmp", "--objectives", "grpo,dgpo(k=2)"], {},
@@ -251,6 +257,17 @@ def test_debug_shows_the_traceback_above_the_error_line(workdir, monkeypatch):
         assert result.exit_code == 2
         assert "Traceback (most recent call last)" in result.output and "yaml.scanner.ScannerError" in result.output
         assert result.output.strip().splitlines()[-1].startswith("error: config file bad.yaml is not valid YAML")
+
+
+def test_debug_shows_the_config_traceback_of_a_refused_option_value(workdir):
+    result = runner.invoke(app, ["--debug", "eval", "--model", "nowhere", "--out", "o", "--k", "0"])
+    assert result.exit_code == 2
+    assert (
+        "Traceback (most recent call last)" in result.output and "SettingError: k must be >= 1, got 0" in result.output
+    )
+    assert result.output.strip().splitlines()[-1].startswith("error: Invalid value for '--k': k must be >= 1, got 0")
+    missing = runner.invoke(app, ["--debug", "eval", "--out", "o"])  # click's own usage error has no traceback
+    assert missing.exit_code == 2 and "Traceback" not in missing.output
 
 
 def test_a_torn_last_metrics_line_is_skipped_with_a_warning(workdir):

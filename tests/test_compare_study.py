@@ -15,6 +15,7 @@ from rich.console import Console
 from dgpo.compare_report import summarize_compare
 from dgpo.compare_spec import CompareSpec, parse_arm, parse_arms
 from dgpo.stats import paired_difference
+from dgpo.train.run_config import load_config, read_overrides
 
 
 def test_paired_difference_hand_computed():
@@ -77,6 +78,22 @@ def test_passes_keep_generation_batches_and_learning_rate(tmp_path):
         assert rl.objective == "dgpo" and rl.objective_kwargs == {"n": 2.0}
     assert spec.run_dir(spec.arms[1], 3, 16) == tmp_path / "runs" / "dgpo-n2-p16-seed3"
     assert CompareSpec(out=tmp_path, objectives=("grpo",)).run_dir(parse_arm("grpo"), 0, None).name == "grpo-seed0"
+
+
+def test_a_config_file_is_checked_in_the_runs_it_ends_up_in(tmp_path):
+    # rl.num_iterations: 3 alone leaves the default save_steps 20 off its cycle; --passes sets both per level.
+    (tmp_path / "c.yaml").write_text("rl: {num_iterations: 3}\n")
+    base = read_overrides(tmp_path / "c.yaml")
+    spec = CompareSpec.preset(tmp_path / "out", quick=False, frontier=False, base=base, passes=(1, 2, 4))
+    assert spec.generations == 20  # 60 steps at the file's 3 passes
+    for passes in (1, 2, 4):
+        rl = spec.run_config(spec.arms[0], 0, tmp_path / "r", passes).rl
+        assert (rl.num_iterations, rl.max_steps, rl.save_steps) == (passes, 20 * passes, 6 * passes)
+    with pytest.raises(ValueError, match=r"^rl\.save_steps=20 must be a multiple of the generation cycle \(3"):
+        load_config(tmp_path / "c.yaml")  # the same file as a whole run is refused
+    (tmp_path / "c.yaml").write_text("rl: {num_iterations: 3, save_steps: 20}\n")
+    with pytest.raises(ValueError, match=r"c\.yaml: rl\.save_steps=20 must be a multiple"):
+        load_config(tmp_path / "c.yaml")  # a value the file set: the file is named
 
 
 def fake_run(folder: Path, before: float, after: float, ln_share: float, outside: float, collapse: bool = False):

@@ -213,6 +213,8 @@ def test_eval_fills_unset_options_from_eval_config(monkeypatch, tmp_path):
      (lambda out: SamplingSettings(float("inf"), 1.0, 8), "temperature must be a finite number >= 0, got inf"),
      (lambda out: EvalConfig(model="m", out=str(out), top_p=0.0), "top_p must be in (0, 1], got 0.0"),
      (lambda out: EvalConfig(model="m", out=str(out), batch_size=0), "batch_size must be >= 1, got 0"),
+     (lambda out: EvalConfig(model="m", out=str(out), reward_workers=0), "reward_workers must be >= 1, got 0"),
+     (lambda out: EvalConfig(model="m", out=str(out), reward_timeout=0.0), "reward_timeout must be > 0, got 0.0"),
      (lambda out: CompareSpec(out=out, minutes=float("inf")), "minutes must be a finite number > 0, got inf"),
      (lambda out: CompareSpec(out=out, passes=(2, 2)), "passes must be distinct integers >= 1, got 2,2"),
      (lambda out: CompareSpec.preset(out, task="sudoku"), "unknown task.name 'sudoku'; valid tasks: addition")],

@@ -6,9 +6,10 @@ inside a function: a function-level import only defers a loop to call time, and 
 against hid there (``train.rl`` → ``integrations.trl`` inside functions, ``compare`` → ``compare_report`` inside
 ``run_compare``). Two kinds of edge are left out, each for a reason:
 
-* the parent packages Python runs before a submodule (``import dgpo.losses.base`` runs ``dgpo/losses/__init__.py``
-  first): a package's ``__init__`` importing its own submodules is how a package is made, and that edge would make
-  every such package a loop;
+* for the loop check, the parent packages Python runs before a submodule (``import dgpo.losses.core`` runs
+  ``dgpo/losses/__init__.py`` first): a package's ``__init__`` importing its own submodules is how a package is
+  made, and that edge would make every such package a loop. The integration rule counts them (and the objective
+  modules ``dgpo.losses`` imports with ``importlib``): an integration must not reach ``train`` through a package;
 * imports under ``if TYPE_CHECKING:`` for the loop check, since they never run (they still count as a dependency
   for the integration rule).
 """
@@ -131,8 +132,23 @@ def test_no_import_loop_among_dgpo_modules():
     assert loop is None, "import loop: " + " → ".join(loop)
 
 
+def with_packages_run_first(graph: dict[str, set[str]], root: Path) -> dict[str, set[str]]:
+    """``graph`` plus what importing a module also runs: its parent packages' ``__init__`` (``import a.b.c`` runs
+    ``a`` and ``a.b`` first), and every submodule of a package whose ``__init__`` imports them by name at run time
+    (``dgpo.losses`` imports each objective module with ``importlib``)."""
+    full = {module: set(targets) for module, targets in graph.items()}
+    for targets in full.values():
+        for target in list(targets):
+            parts = target.split(".")
+            targets.update(p for p in (".".join(parts[:i]) for i in range(1, len(parts))) if p in full)
+    for package, path in module_names(root).items():
+        if path.name == "__init__.py" and "importlib.import_module" in path.read_text(encoding="utf-8"):
+            full[package].update(module for module in full if module.startswith(package + "."))
+    return full
+
+
 def test_integrations_depend_on_the_core_only():
-    graph = {module: set(edges) for module, edges in import_graph(SRC).items()}
+    graph = with_packages_run_first({module: set(edges) for module, edges in import_graph(SRC).items()}, SRC)
     integrations = [module for module in graph if module.startswith("dgpo.integrations")]
     assert {"dgpo.integrations.trl", "dgpo.integrations.verl"} <= set(integrations)
     for module in integrations:
@@ -171,3 +187,8 @@ def test_the_checks_find_a_function_level_loop_and_a_forbidden_import(tmp_path):
     assert reachable(everything, "dgpo.integrations.trl")["dgpo.train.defaults"] == [
         "dgpo.integrations.trl", "dgpo.integrations.helper", "dgpo.train.defaults"
     ]  # fmt: skip
+    # Through a package: importing dgpo.train.defaults runs dgpo/train/__init__.py first.
+    (tmp_path / "dgpo/train/__init__.py").write_text("from dgpo.train import rl\n")
+    packaged = with_packages_run_first({m: set(out) for m, out in import_graph(tmp_path).items()}, tmp_path)
+    assert "dgpo.train" in packaged["dgpo.integrations.helper"]
+    assert "dgpo.train.rl" in reachable(packaged, "dgpo.integrations.trl")

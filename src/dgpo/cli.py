@@ -38,7 +38,7 @@ from dgpo.data.train_sets import NAMED_DATASETS
 from dgpo.diagnostics import DEFAULT_HP_RATIOS, DEFAULT_LN_RATIOS, weight_vs_pg
 from dgpo.eval.backends import BACKENDS, HFBackend, VLLMBackend
 from dgpo.eval.runner import EvalConfig
-from dgpo.losses import LOSSES
+from dgpo.losses import LOSSES, config_class
 from dgpo.train.run_config import RLConfig, RunConfig, WarmStartConfig, default_of
 from dgpo.train.task import TASKS, TaskConfig
 
@@ -79,10 +79,13 @@ def _floats(text: str, option: str) -> list[float]:
 
 
 def _names(text: str) -> list[str]:
+    """Objective names, each checked by the registry (its one "unknown objective" message)."""
     names = [part.strip() for part in text.split(",") if part.strip()]
-    unknown = [n for n in names if n not in LOSSES]
-    if unknown:
-        raise typer.BadParameter(f"unknown objective(s) {', '.join(unknown)}; valid objectives: {', '.join(LOSSES)}")
+    for name in names:
+        try:
+            config_class(name)
+        except ValueError as err:
+            raise typer.BadParameter(str(err)) from err
     return names
 
 
@@ -260,7 +263,7 @@ def train(
             cfg = dataclasses.replace(load_config(run_dir / "config.yaml"), output_dir=str(run_dir))
         else:
             _check_sections(options)
-            cfg = load_config(config, overrides)
+            cfg = _load_naming_flags(config, overrides, options)
         run_training(cfg, resume=resume is not None, overwrite=overwrite)
     except USER_ERRORS as err:
         # Every rank fails a start-up check the same way (dgpo.distributed.on_main), so all of them get here and
@@ -269,6 +272,21 @@ def train(
         distributed.close()
         fail(err)
     distributed.close()
+
+
+def _load_naming_flags(config: Path | None, overrides: dict, options: dict[str, tuple[str, Any]]) -> RunConfig:
+    """``load_config``; a value it refuses that an option set (an objective parameter, ``rl.objective_kwargs.n``,
+    which only the whole config can check) is named by that option."""
+    from dgpo.ranges import SettingError
+    from dgpo.train.run_config import load_config
+
+    try:
+        return load_config(config, overrides)
+    except SettingError as err:
+        for flag, (key, value) in options.items():
+            if key == err.name and value is not None:
+                raise typer.BadParameter(str(err), param_hint=f"'{flag}'") from err
+        raise
 
 
 def _check_sections(options: dict[str, tuple[str, Any]]) -> None:

@@ -21,6 +21,8 @@ from rich.console import Console
 from rich.text import Text
 from typer.core import TyperGroup
 
+from dgpo.ranges import SettingError
+
 #: Errors that are the user's to fix (bad values, missing or unreadable files): one line, exit code 2.
 USER_ERRORS = (ValueError, OSError)
 #: Click's exception classes wherever this typer keeps them (typer >= 0.26 vendors click as ``typer._click``).
@@ -70,12 +72,14 @@ def _usage_error(err: Exception) -> NoReturn:
     context = getattr(err, "ctx", None)
     if isinstance(err, _click.UsageError) and context is not None:
         message += f" (see: {context.command_path} --help)"
-    fail(ValueError(message), traceback_too=False)
+    # A value a config refused (``build``) keeps its traceback for --debug; click's own usage errors have none.
+    fail(ValueError(message), traceback_too=False, traceback_of=err.__cause__)
 
 
-def fail(err: BaseException, traceback_too: bool = True) -> NoReturn:
+def fail(err: BaseException, traceback_too: bool = True, traceback_of: BaseException | None = None) -> NoReturn:
     """A user error (bad value, missing file): one red line on stderr (the terminal wraps it, rich does not) and exit
-    code 2, no traceback unless :func:`debugging` — then the traceback comes first and the line still last.
+    code 2, no traceback unless :func:`debugging` — then the traceback (of ``traceback_of`` when given, e.g. the
+    config error behind a usage error) comes first and the line still last.
 
     The message is printed as plain text (not rich markup, so ``[...]`` in a path survives) with its line breaks
     folded into spaces. Under torchrun / accelerate launch every rank fails the same way (start-up checks are
@@ -85,8 +89,9 @@ def fail(err: BaseException, traceback_too: bool = True) -> NoReturn:
 
     if distributed.is_main():
         console = Console(stderr=True)
-        if traceback_too and debugging():
-            console.print(Text("".join(traceback.format_exception(err)).rstrip()), soft_wrap=True)
+        shown = traceback_of if traceback_of is not None else (err if traceback_too else None)
+        if shown is not None and debugging():
+            console.print(Text("".join(traceback.format_exception(shown)).rstrip()), soft_wrap=True)
         message = " ".join(str(err).split("\n")).strip() or type(err).__name__
         console.print(Text.assemble(("error:", "bold red"), " ", message), soft_wrap=True)  # one line, never folded
     raise typer.Exit(2) from err
@@ -111,17 +116,28 @@ def build(make: Callable[..., T], options: dict[str, tuple[str, Any]], **fixed: 
 
     ``make`` (a config dataclass, or ``CompareSpec.preset``) checks every value itself. When it refuses, the option
     whose value it refuses on its own is named in click's form, ``Invalid value for '--k': k must be >= 1, got 0``;
-    a refusal of values only together keeps the dataclass's own message.
+    a refusal of values only together names the option that sets the field the refusal names (a
+    :class:`~dgpo.ranges.SettingError`), else keeps the dataclass's own message.
     """
     given = {flag: (name, value) for flag, (name, value) in options.items() if value is not None}
     try:
         return make(**fixed, **{name: value for name, value in given.values()})
     except ValueError as err:
-        culprit = _refused_alone(make, given, fixed)
+        culprit = _refused_alone(make, given, fixed) or _named_setting(err, given)
         if culprit is None:
             raise
         flag, problem = culprit
         raise typer.BadParameter(str(problem), param_hint=f"'{flag}'") from err
+
+
+def _named_setting(err: ValueError, given: dict[str, tuple[str, Any]]) -> tuple[str, ValueError] | None:
+    """The option that sets the field a refusal of values together names (``baseline`` not among the objectives:
+    ``--baseline``), when it was given."""
+    if isinstance(err, SettingError):
+        for flag, (name, _) in given.items():
+            if name == err.name:
+                return flag, err
+    return None
 
 
 def _refused_alone(make: Callable, given: dict[str, tuple[str, Any]], fixed: dict) -> tuple[str, ValueError] | None:

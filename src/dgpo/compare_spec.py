@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from dgpo.losses import LOSSES, get_loss
-from dgpo.ranges import check_range
-from dgpo.train.run_config import RunConfig, load_config, merge, task_name
+from dgpo.ranges import SettingError, check_range
+from dgpo.train.run_config import RunConfig, layered, load_config, merge, task_name
 from dgpo.train.task import TaskConfig
 
 DEFAULT_OBJECTIVES = ("grpo", "dapo", "cispo", "gppo", "ce_gppo", "aspo", "dgpo")
@@ -177,9 +177,10 @@ class CompareSpec:
             self.baseline = DEFAULT_BASELINE if DEFAULT_BASELINE in labels else labels[0]
         self.baseline = parse_arm(self.baseline).label
         if self.baseline not in labels:
-            raise ValueError(
+            raise SettingError(
+                "baseline",
                 f"baseline {self.baseline} is not among the compared objectives "
-                f"({', '.join(arm.label for arm in self.arms)}); add it or choose another baseline"
+                f"({', '.join(arm.label for arm in self.arms)}); add it or choose another baseline",
             )
 
     @classmethod
@@ -238,7 +239,7 @@ class CompareSpec:
     @property
     def base_iterations(self) -> int:
         """Passes per generation batch of the run config without ``--passes`` (the default run's 2)."""
-        return load_config(None, self.shared_overrides()).rl.num_iterations
+        return layered(self.shared_overrides())["rl"]["num_iterations"]
 
     @property
     def generations(self) -> int:
@@ -249,13 +250,13 @@ class CompareSpec:
         overrides = self.shared_overrides()
         rl: dict = {"max_steps": self.steps, "max_minutes": self.minutes}
         if passes is not None:  # the same generation batches at every level: steps, budget, saves scale with passes
-            base_rl = load_config(None, overrides).rl
+            base_rl = layered(overrides)["rl"]  # before this arm's values: it need not be a valid run on its own
             rl.update(
                 num_iterations=passes,
                 max_steps=self.generations * passes,
-                max_minutes=self.minutes * passes / base_rl.num_iterations,
+                max_minutes=self.minutes * passes / base_rl["num_iterations"],
                 # checkpoints only at generation-cycle boundaries (TRL does not save its buffered generations)
-                save_steps=passes * max(1, base_rl.save_steps // base_rl.num_iterations),
+                save_steps=passes * max(1, base_rl["save_steps"] // base_rl["num_iterations"]),
             )
         if arm is not None:
             rl.update(objective=arm.objective, objective_kwargs=dict(arm.params))

@@ -7,6 +7,15 @@ import math
 from typing import Any
 
 
+class SettingError(ValueError):
+    """A setting out of its range; ``name`` is the setting's key (``rl.max_steps``), so a caller that knows where
+    the value came from (a config file, a flag) can say so."""
+
+    def __init__(self, name: str, message: str):
+        super().__init__(message)
+        self.name = name
+
+
 def check_range(
     name: str, value: float | None, low: float, high: float | None = None, *, open_low: bool = False
 ) -> None:
@@ -26,7 +35,7 @@ def check_range(
         rule = f"{'>' if open_low else '>='} {low:g}"
     if not finite:
         rule = f"a finite number {rule}"
-    raise ValueError(f"{name} must be {rule}, got {value}")
+    raise SettingError(name, f"{name} must be {rule}, got {value}")
 
 
 def check_ranges(section: str, cfg: Any, **rules: str) -> None:

@@ -73,6 +73,8 @@ class EvalConfig:
         check_range("k", self.k, 1)
         check_range("limit", self.limit, 1)  # None: every problem
         check_range("batch_size", self.batch_size, 1)  # None: the backend's default
+        check_range("reward_workers", self.reward_workers, 1)
+        check_range("reward_timeout", self.reward_timeout, 0, open_low=True)
         SamplingSettings(self.temperature, self.top_p, self.max_new_tokens)  # checks the sampling ranges
         check_template(self.template)
         check_backend(self.backend)

@@ -23,7 +23,7 @@ class ASPOLossConfig(LossConfig):
 
     def validate(self) -> None:
         if self.dual_clip_c is None:
-            raise ValueError("ASPOLossConfig.dual_clip_c must be > 1 + eps_high (ASPO always caps), got None")
+            self._fail("dual_clip_c", "> 1 + eps_high (ASPO always caps)")
         self._check_trust_region()
 
 

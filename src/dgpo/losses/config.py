@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
+from dgpo.ranges import SettingError
+
 
 @dataclass(frozen=True)
 class LossConfig:
@@ -22,14 +24,14 @@ class LossConfig:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise TypeError(f"{type(self).__name__}.{f.name} must be a number, got {value!r}")
             if not math.isfinite(value):
-                raise ValueError(f"{type(self).__name__}.{f.name} must be finite, got {value!r}")
+                raise SettingError(f.name, f"{type(self).__name__}.{f.name} must be finite, got {value!r}")
         self.validate()
 
     def validate(self) -> None:
         """Check ranges; the base config has no fields."""
 
     def _fail(self, name: str, allowed: str) -> None:
-        raise ValueError(f"{type(self).__name__}.{name} must be {allowed}, got {getattr(self, name)!r}")
+        raise SettingError(name, f"{type(self).__name__}.{name} must be {allowed}, got {getattr(self, name)!r}")
 
     def _check_positive(self, *names: str) -> None:
         for name in names:
@@ -52,8 +54,9 @@ class LossConfig:
         # Dual-clip must sit above the upper trust-region bound, otherwise it would cut inside the region.
         c = self.dual_clip_c
         if c is not None and not c > 1 + self.eps_high:
-            raise ValueError(
-                f"{type(self).__name__}.dual_clip_c must be > 1 + eps_high = {1 + self.eps_high:g} or None, got {c!r}"
+            raise SettingError(
+                "dual_clip_c",
+                f"{type(self).__name__}.dual_clip_c must be > 1 + eps_high = {1 + self.eps_high:g} or None, got {c!r}",
             )
 
 

@@ -27,7 +27,7 @@ from dgpo.choices import (
     check_choices,
 )
 from dgpo.eval.backends import check_template
-from dgpo.ranges import check_ranges
+from dgpo.ranges import SettingError, check_ranges
 from dgpo.rewards.pool import DEFAULT_WORKERS
 from dgpo.train.task import TaskConfig
 
@@ -89,6 +89,8 @@ class RLConfig:
             check_choices(self.objective, self.objective_kwargs, self.advantage, self.aggregation)
         except TypeError as err:  # the objectives' configs raise TypeError for a parameter of the wrong type
             raise ValueError(f"rl.objective_kwargs: {err}") from err
+        except SettingError as err:  # a parameter out of its range: keyed by where it is set here
+            raise SettingError(f"rl.objective_kwargs.{err.name}", str(err)) from err
         check_ranges(
             "rl", self, max_steps=">= 1", per_device_train_batch_size=">= 1", gradient_accumulation_steps=">= 1",
             num_generations=">= 2",  # GRPO's advantages need at least two samples per prompt
@@ -97,9 +99,10 @@ class RLConfig:
         )  # fmt: skip
         cycle = self.num_iterations  # optimiser steps per generation batch (steps_per_generation = accumulation)
         if self.save_steps % cycle:
-            raise ValueError(
+            raise SettingError(
+                "rl.save_steps",
                 f"rl.save_steps={self.save_steps} must be a multiple of the generation cycle ({cycle} steps): "
-                "TRL does not save its buffered generations, so only cycle boundaries resume exactly"
+                "TRL does not save its buffered generations, so only cycle boundaries resume exactly",
             )
 
 
@@ -163,7 +166,19 @@ def to_dict(cfg: Any) -> dict:
 
 def from_dict(cls: type, data: dict, where: str = "") -> Any:
     """Build dataclass ``cls`` from a nested dict; unknown keys and values of the wrong type raise naming the full
-    key (``max_steps: "abc"`` would otherwise surface as a ``TypeError`` in the first comparison that meets it)."""
+    key (``max_steps: "abc"`` would otherwise surface as a ``TypeError`` in the first comparison that meets it), and
+    each section checks its values as it is built."""
+    return _walk(cls, data, where, build=True)
+
+
+def check_keys_and_types(cls: type, data: dict, where: str = "") -> None:
+    """:func:`from_dict`'s key and type checks alone: a YAML file is one layer of the config, so its values are
+    checked only in the config they end up in (``dgpo compare`` sets ``max_steps``, ``num_iterations`` and
+    ``save_steps`` per arm after reading the file)."""
+    _walk(cls, data, where, build=False)
+
+
+def _walk(cls: type, data: dict, where: str, build: bool) -> Any:
     if not isinstance(data, dict):
         raise ValueError(f"config section {where or '(top)'} must be a mapping, got {type(data).__name__}")
     known = {f.name: f for f in dataclasses.fields(cls)}
@@ -174,8 +189,8 @@ def from_dict(cls: type, data: dict, where: str = "") -> Any:
         if key not in known:
             raise ValueError(f"unknown config key {path!r}; valid keys here: {', '.join(known)}")
         sub = _dataclass_type(known[key])
-        values[key] = from_dict(sub, value, path) if sub is not None else check_type(value, hints[key], path)
-    return cls(**values)
+        values[key] = _walk(sub, value, path, build) if sub is not None else check_type(value, hints[key], path)
+    return cls(**values) if build else values
 
 
 _TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
@@ -262,14 +277,35 @@ def task_name(overrides: dict) -> str:
 def load_config(path: str | Path | None = None, overrides: dict | None = None) -> RunConfig:
     """Defaults ← the task's preset (:data:`TASK_PRESETS`) ← YAML file ← overrides (nested dicts, e.g.
     {"rl": {"objective": "grpo"}})."""
-    given = merge(read_overrides(path) if path is not None else {}, overrides or {})
-    data = merge(merge(to_dict(RunConfig()), TASK_PRESETS.get(task_name(given), {})), given)
-    return from_dict(RunConfig, data)
+    from_file = read_overrides(path) if path is not None else {}
+    try:
+        return from_dict(RunConfig, layered(merge(from_file, overrides or {})))
+    except SettingError as err:  # a value the file set (and no override replaced): name the file
+        if _has_key(from_file, err.name) and not _has_key(overrides or {}, err.name):
+            raise SettingError(err.name, f"{path}: {err}") from err
+        raise
+
+
+def layered(given: dict) -> dict:
+    """The nested dict of a run config before it is built and checked: defaults ← the task's preset ← ``given``.
+    For callers that need a value of a layer that is not final yet (``dgpo compare`` scales ``save_steps`` by the
+    passes per generation batch it reads here)."""
+    return merge(merge(to_dict(RunConfig()), TASK_PRESETS.get(task_name(given), {})), given)
+
+
+def _has_key(nested: dict, dotted: str) -> bool:
+    """Whether ``nested`` holds the dotted key ``rl.max_steps``."""
+    for part in dotted.split("."):
+        if not isinstance(nested, dict) or part not in nested:
+            return False
+        nested = nested[part]
+    return True
 
 
 def read_overrides(path: str | Path) -> dict:
     """The nested dict of a YAML config file, checked against RunConfig; every defect (not YAML, not a mapping, an
-    unknown key, a value of the wrong type) raises one ``ValueError`` naming the file."""
+    unknown key, a value of the wrong type) raises one ``ValueError`` naming the file. Its values are range-checked
+    where the whole config is built (:func:`load_config`)."""
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"config file {path} is a directory; give the YAML file")
@@ -289,7 +325,7 @@ def read_overrides(path: str | Path) -> dict:
             f"not a {type(loaded).__name__}"
         )
     try:
-        from_dict(RunConfig, merge(to_dict(RunConfig()), loaded))
+        check_keys_and_types(RunConfig, loaded)
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from err
     return loaded
