@@ -10,6 +10,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from dgpo.ranges import NonFiniteError
+
 #: Added to the standard deviation so a group with equal rewards gets Â = 0, not NaN (as TRL and verl do).
 STD_EPS = 1e-6
 
@@ -26,7 +28,7 @@ def _groups(rewards: Tensor, group_size: int, min_group: int, method: str) -> Te
             "each prompt needs exactly group_size consecutive samples"
         )
     if not bool(torch.isfinite(rewards).all()):
-        raise ValueError("rewards hold NaN or Inf; expected finite values")
+        raise NonFiniteError("rewards hold NaN or Inf; expected finite values")
     dtype = rewards.dtype if rewards.is_floating_point() else torch.float32
     return rewards.to(dtype).view(-1, group_size)
 

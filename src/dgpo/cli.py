@@ -17,7 +17,7 @@ from rich.table import Table
 
 from dgpo.advantages import ADVANTAGES
 from dgpo.aggregation import AGGREGATIONS
-from dgpo.cli_errors import USER_ERRORS, OneLineErrors, build, fail, refuse_launcher, set_debug
+from dgpo.cli_errors import USER_ERRORS, OneLineErrors, build, fail, name_the_option, refuse_launcher, set_debug
 from dgpo.compare_spec import (
     DEFAULT_BASELINE,
     DEFAULT_OBJECTIVES,
@@ -283,9 +283,7 @@ def _load_naming_flags(config: Path | None, overrides: dict, options: dict[str, 
     try:
         return load_config(config, overrides)
     except SettingError as err:
-        for flag, (key, value) in options.items():
-            if key == err.name and value is not None:
-                raise typer.BadParameter(str(err), param_hint=f"'{flag}'") from err
+        name_the_option(err, options)
         raise
 
 

@@ -123,21 +123,22 @@ def build(make: Callable[..., T], options: dict[str, tuple[str, Any]], **fixed: 
     try:
         return make(**fixed, **{name: value for name, value in given.values()})
     except ValueError as err:
-        culprit = _refused_alone(make, given, fixed) or _named_setting(err, given)
-        if culprit is None:
-            raise
-        flag, problem = culprit
-        raise typer.BadParameter(str(problem), param_hint=f"'{flag}'") from err
+        culprit = _refused_alone(make, given, fixed)
+        if culprit is not None:
+            flag, problem = culprit
+            raise typer.BadParameter(str(problem), param_hint=f"'{flag}'") from err
+        name_the_option(err, given)
+        raise
 
 
-def _named_setting(err: ValueError, given: dict[str, tuple[str, Any]]) -> tuple[str, ValueError] | None:
-    """The option that sets the field a refusal of values together names (``baseline`` not among the objectives:
-    ``--baseline``), when it was given."""
+def name_the_option(err: ValueError, options: dict[str, tuple[str, Any]]) -> None:
+    """Raise ``err`` in click's form naming the option that set the field a :class:`~dgpo.ranges.SettingError`
+    names (``baseline`` not among the objectives: ``--baseline``), when that option was given; else return.
+    ``options`` as for :func:`build`."""
     if isinstance(err, SettingError):
-        for flag, (name, _) in given.items():
-            if name == err.name:
-                return flag, err
-    return None
+        for flag, (name, value) in options.items():
+            if name == err.name and value is not None:
+                raise typer.BadParameter(str(err), param_hint=f"'{flag}'") from err
 
 
 def _refused_alone(make: Callable, given: dict[str, tuple[str, Any]], fixed: dict) -> tuple[str, ValueError] | None:

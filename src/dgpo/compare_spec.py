@@ -209,13 +209,7 @@ class CompareSpec:
         name = TaskConfig(name=task_name(base)).name  # an unknown task fails here, in TaskConfig's own check
         preset: dict[str, Any] = {}
         if frontier:  # the study's budget: fewer generation batches per run, and held-out Avg@1
-            study = FRONTIER_PRESETS[(name, quick)]
-            preset = {
-                "objectives": study.objectives,
-                "passes": study.passes,
-                "seeds": study.seeds,
-                "steps": study.steps,
-            }
+            preset = asdict(FRONTIER_PRESETS[(name, quick)])  # its fields are CompareSpec's
             base = merge(STUDY_OVERRIDES, base)
         elif quick:
             preset = {"objectives": QUICK_OBJECTIVES, "seeds": QUICK_SEEDS}

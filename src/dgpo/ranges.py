@@ -16,6 +16,11 @@ class SettingError(ValueError):
         self.name = name
 
 
+class NonFiniteError(ValueError):
+    """NaN or Inf where finite values are required: an objective's inputs on active tokens, a batch's rewards. In
+    training it means the run diverged (:func:`dgpo.train.rl.train_rl` says so, with the settings to look at)."""
+
+
 def check_range(
     name: str, value: float | None, low: float, high: float | None = None, *, open_low: bool = False
 ) -> None:

@@ -33,6 +33,8 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from dgpo.ranges import NonFiniteError
+
 #: |log r| is clamped to this before ``exp`` (docs/design.md §2): r stays in [e⁻²⁰, e²⁰], finite in float32.
 LOG_RATIO_CLAMP = 20.0
 
@@ -141,7 +143,7 @@ def _exact_checks(logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tens
     for name, values in (("logp", logp), ("old_logp", old_logp), ("adv", advantages.expand(active.shape))):
         count = int((~torch.isfinite(values.detach()) & active).sum())
         if count:
-            raise ValueError(f"{name} holds NaN or Inf at {count} active position(s); expected finite values")
+            raise NonFiniteError(f"{name} holds NaN or Inf at {count} active position(s); expected finite values")
 
 
 @dataclass(frozen=True)

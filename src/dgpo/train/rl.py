@@ -11,6 +11,7 @@ from rich.console import Console
 from dgpo import distributed
 from dgpo.data.prompts import format_problem
 from dgpo.integrations.trl_checkpoints import checkpoint_step, last_checkpoint
+from dgpo.ranges import NonFiniteError
 from dgpo.train.run_config import RunConfig
 
 
@@ -104,9 +105,7 @@ def train_rl(
         else:
             try:
                 trainer.train(resume_from_checkpoint=checkpoint)
-            except ValueError as err:
-                if "NaN or Inf" not in str(err):  # the objective's input check: the policy diverged
-                    raise
+            except NonFiniteError as err:  # log-probs or rewards went NaN/Inf: the policy diverged
                 raise ValueError(diverged(cfg, trainer.state.global_step, str(err))) from err
     finally:
         reward.close()
